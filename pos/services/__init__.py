@@ -1,0 +1,1 @@
+"""Use cases of the store, one transaction each; no UI."""

@@ -1,0 +1,1 @@
+"""The store's SQLite file: the only place that knows tables."""

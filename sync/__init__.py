@@ -1,0 +1,1 @@
+"""Store <-> HQ synchronisation: protocol (no I/O), client and engine."""
