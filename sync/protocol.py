@@ -1,24 +1,119 @@
 """Messages exchanged by stores and HQ: no I/O, used by both ends.
 
-The event envelope and its hashing live here so that the store's outbox and HQ's ingest agree
-on the bytes a payload hash is taken over."""
+The event envelope and its hashing live here so that the store's outbox and HQ's ingest agree on
+the bytes a payload hash is taken over; every request, response, snapshot line and error body of
+the HTTP API under ``/sync/v1`` is a model here, so a client and HQ cannot drift apart.
+
+How a client drives HQ (every call carries ``Authorization: Bearer <device token>``; HQ takes the
+store and the device from the token, never from a body):
+
+``POST /sync/v1/push`` — body :class:`PushRequest`, answer :class:`PushResponse`.
+    Send pending outbox events in ``seq`` order, at most :data:`MAX_PUSH_BATCH` per request.
+    Each event gets one :class:`PushResult`:
+
+    * ``applied``: its effects are committed at HQ, in the same transaction that moved the
+      device's ``last_applied_seq``.
+    * ``duplicate``: HQ had already processed this ``seq`` with the same ``event_id`` and payload
+      hash; ``original_status``/``reason`` say how it went the first time (a re-push of a
+      quarantined event answers ``duplicate`` with ``original_status="rejected"``).
+    * ``rejected``: a business-rule failure; HQ quarantined the event with ``reason``
+      (``"<code>: <words>"``, codes in :data:`REJECT_REASONS`). It still counts as processed:
+      ``last_applied_seq`` moved past it and later events are not blocked. The one exception is
+      ``idempotency_mismatch`` on a ``seq`` HQ had already processed: that seq's original event
+      stays applied and nothing moves (it is a bug alert, never silently overwritten).
+    * ``superseded``: an order event under a stale epoch (its stock movements still apply).
+
+    Events after a gap (``seq > last_applied_seq + 1``) get no result and ``stopped_at_gap`` is
+    true: resend from ``last_applied_seq + 1``. A ``last_applied_seq`` lower than what the store
+    holds acknowledged means HQ was restored from a backup: rewind and re-push from there.
+
+``POST /sync/v1/pull`` — body :class:`PullRequest`, answer :class:`PullResponse`.
+    One :class:`StreamPage` per asked stream. Apply a page's changes and its ``cursor`` in one
+    local transaction. A page never ends inside an HQ transaction. ``has_more`` asks for another
+    pull. A page with ``reset`` set carries no changes: fetch that stream's snapshot, replace
+    that stream's local rows, and continue from the snapshot's cursor (other streams and the
+    outbox are untouched).
+
+``GET /sync/v1/snapshot/{stream}[?after=KEY]`` — NDJSON (``application/x-ndjson``).
+    First line ``{"snapshot": SnapshotHeader}``, then one ``{"key": ..., "row": {...}}`` per row
+    in key order, last line ``{"end": SnapshotEnd}``. A body without the end line was cut:
+    resume with ``?after=<last key received>`` and keep the cursor of the FIRST header (rows
+    after the resume point may be newer; replaying the changes from the older cursor is
+    idempotent and converges).
+
+``GET /sync/v1/reconciliation?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
+    :class:`ReconciliationResponse`: HQ's view of the calling store for end of day.
+
+``GET /sync/v1/status`` — :class:`DeviceStatus` (``last_applied_seq`` and heads, no writes).
+
+Every failure of a whole request is one JSON shape, :class:`ErrorBody`, with a code from
+:data:`ERROR_CODES`; 503 (and 429) mean "retry later with backoff", any other 4xx means the
+request itself is wrong and resending it unchanged will fail again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 PROTOCOL_VERSION = 1
+API_PREFIX = "/sync/v1"
+PUSH_PATH = f"{API_PREFIX}/push"
+PULL_PATH = f"{API_PREFIX}/pull"
+SNAPSHOT_PATH = f"{API_PREFIX}/snapshot"  # + "/{stream}"
+RECONCILIATION_PATH = f"{API_PREFIX}/reconciliation"
+STATUS_PATH = f"{API_PREFIX}/status"
+SNAPSHOT_MEDIA_TYPE = "application/x-ndjson"
+
+MAX_PUSH_BATCH = 500
+"""Most events one push may carry; more is a 422 ``batch_too_large``."""
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest request body HQ reads; more is a 413 ``payload_too_large``."""
+DEFAULT_PULL_LIMIT = 5000
+MAX_PULL_LIMIT = 20000
+CLOCK_SKEW_LIMIT_S = 300.0
+"""A device clock further than this from HQ's is flagged (HQ report, store status bar)."""
+
+STREAMS: tuple[str, ...] = ("catalog", "prices", "config")
+Stream = Literal["catalog", "prices", "config"]
+
+# ---------------------------------------------------------------------------------------------
+# canonical JSON and the payload hash
 
 
 def canonical_json(value: Any) -> str:
     """One spelling per value: sorted keys, no spaces, UTF-8 kept as is.
 
-    Floats are refused: money and quantities are integers everywhere."""
+    Floats are refused (TypeError): money and quantities are integers everywhere, and a float
+    has more than one spelling."""
+    _refuse_floats(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_refuse
     )
+
+
+def _refuse_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise TypeError("not allowed in an event payload: float")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_floats(item)
 
 
 def _refuse(value: Any) -> Any:
@@ -28,3 +123,450 @@ def _refuse(value: Any) -> Any:
 def payload_hash(payload: Any) -> str:
     """sha256 (hex) of the canonical JSON of a payload."""
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# shared bits
+
+_TYPE_RE = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+Seq = Annotated[StrictInt, Field(ge=1)]
+Cursor = Annotated[StrictInt, Field(ge=0)]
+HashHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Message(BaseModel):
+    """Base of every message: immutable; unknown fields are ignored so either end may add
+    optional fields without breaking the other."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------------------------
+# the event envelope
+
+
+class EventEnvelope(Message):
+    """One store event as it travels: the outbox row of the store, the event row of HQ.
+
+    ``occurred_at`` is the device's clock: for reports only, never for ordering (that is
+    ``(device_id, seq)``). ``payload_hash`` is :func:`payload_hash` of ``payload``; HQ checks it
+    (see :meth:`hash_matches`) and quarantines an event whose hash does not match."""
+
+    event_id: UUID
+    device_id: Identifier
+    seq: Seq
+    type: Annotated[str, Field(min_length=1, max_length=64, pattern=_TYPE_RE)]
+    schema_version: Annotated[StrictInt, Field(ge=1)]
+    occurred_at: AwareDatetime
+    payload: dict[str, Any]
+    payload_hash: HashHex
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        event_id: UUID,
+        device_id: str,
+        seq: int,
+        type: str,
+        occurred_at: datetime,
+        payload: dict[str, Any],
+        schema_version: int = 1,
+    ) -> EventEnvelope:
+        """An envelope with its hash computed (raises TypeError on floats in the payload)."""
+        return cls(
+            event_id=event_id,
+            device_id=device_id,
+            seq=seq,
+            type=type,
+            schema_version=schema_version,
+            occurred_at=occurred_at,
+            payload=payload,
+            payload_hash=payload_hash(payload),
+        )
+
+    def hash_matches(self) -> bool:
+        try:
+            return payload_hash(self.payload) == self.payload_hash
+        except TypeError:
+            return False
+
+
+# ---------------------------------------------------------------------------------------------
+# push
+
+PushStatus = Literal["applied", "duplicate", "rejected", "superseded"]
+FirstStatus = Literal["applied", "rejected", "superseded"]
+
+REJECT_REASONS: dict[str, str] = {
+    "idempotency_mismatch": "this event id or seq was already used by a different event",
+    "payload_hash_mismatch": "the payload hash does not match the payload",
+    "invalid_payload": "the payload does not have the shape its type and version require",
+    "unsupported_event_type": "HQ does not know this event type",
+    "unsupported_schema_version": "HQ does not know this schema version of the event type",
+    "unknown_sku": "a SKU that HQ's catalogue has never had",
+    "store_mismatch": "the payload names another store or device than the token",
+    "movement_id_reused": "a stock movement id that HQ has already recorded",
+}
+
+
+def reason_code(reason: str | None) -> str | None:
+    """The code part of a reject reason ``"<code>: <words>"``."""
+    if reason is None:
+        return None
+    return reason.split(":", 1)[0].strip()
+
+
+class PushRequest(Message):
+    """A batch of events of the calling device, in ``seq`` order.
+
+    ``device_time`` is the device's clock when it sent the request (HQ measures the offset);
+    ``pending`` is how many events the device's outbox holds unacknowledged (including this
+    batch), ``oldest_pending_at`` the ``occurred_at`` of the oldest: HQ reports them as outbox
+    lag."""
+
+    device_time: AwareDatetime
+    batch: list[EventEnvelope]
+    pending: Annotated[StrictInt, Field(ge=0)] | None = None
+    oldest_pending_at: AwareDatetime | None = None
+    app_version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class PushResult(Message):
+    event_id: UUID
+    seq: Seq
+    status: PushStatus
+    reason: str | None = None
+    original_status: FirstStatus | None = None
+    """Set on ``duplicate``: how HQ processed the event the first time."""
+
+    @property
+    def effective_status(self) -> FirstStatus:
+        """What the store should record for this event: the first outcome for a duplicate,
+        ``rejected`` for an idempotency mismatch."""
+        if self.status == "duplicate":
+            return self.original_status or "applied"
+        return self.status
+
+
+class PushResponse(Message):
+    results: list[PushResult]
+    last_applied_seq: Cursor
+    stopped_at_gap: StrictBool = False
+    server_time: AwareDatetime
+    clock_offset_s: float
+    """Device clock minus HQ clock at receipt, in seconds (positive: the device runs ahead)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# pull
+
+
+class CatalogRow(Message):
+    """Row of the ``catalog`` stream (key = sku). ``barcodes`` are the codes as HQ holds them;
+    the store derives its lookup keys."""
+
+    sku: str
+    name: str
+    tax_rate_bp: StrictInt
+    barcodes: list[str] = []
+    active: StrictBool = True
+
+
+class PriceRow(Message):
+    """Row of the ``prices`` stream (key = sku)."""
+
+    sku: str
+    price: StrictInt
+    currency: str = "CNY"
+
+
+class ConfigRow(Message):
+    """Row of the ``config`` stream. Keys: a setting name, or ``staff:<staff_id>`` whose value
+    is ``{"staff_id", "name", "role", "active"}`` (only the calling store's staff and chain-wide
+    staff are sent to a store)."""
+
+    key: str
+    value: Any
+
+
+ChangeOp = Literal["upsert", "delete"]
+
+
+class Change(Message):
+    """One committed change of a stream. ``seq`` is the stream's change number (commit order),
+    ``tx`` the HQ transaction it belongs to; ``row`` is None for a delete."""
+
+    seq: Seq
+    tx: Annotated[StrictInt, Field(ge=1)]
+    op: ChangeOp
+    key: str
+    row: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _row_matches_op(self) -> Change:
+        if self.op == "upsert" and self.row is None:
+            raise ValueError("an upsert carries its row")
+        if self.op == "delete" and self.row is not None:
+            raise ValueError("a delete carries no row")
+        return self
+
+
+class PullRequest(Message):
+    """Cursors per stream (0 = from the beginning). Streams not named are not pulled."""
+
+    device_time: AwareDatetime
+    cursors: dict[Stream, Cursor]
+    limit: Annotated[StrictInt, Field(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT
+
+
+class Reset(Message):
+    """The cursor is older than HQ's retention for this stream: re-download the stream's
+    snapshot from ``snapshot_path`` and continue from the snapshot's cursor."""
+
+    stream: Stream
+    snapshot_path: str
+    reason: str = "cursor_expired"
+    horizon: Cursor
+    """Changes up to this seq have been compacted away."""
+
+
+class StreamPage(Message):
+    stream: Stream
+    changes: list[Change] = []
+    cursor: Cursor
+    """The cursor to store together with these changes (unchanged when there were none)."""
+    has_more: StrictBool = False
+    reset: Reset | None = None
+
+
+class PullResponse(Message):
+    pages: dict[Stream, StreamPage]
+    has_more: StrictBool
+    server_time: AwareDatetime
+    clock_offset_s: float
+
+
+# ---------------------------------------------------------------------------------------------
+# snapshots (NDJSON lines)
+
+
+class SnapshotHeader(Message):
+    stream: Stream
+    cursor: Cursor
+    """Continue pulling this stream from here once every row is loaded."""
+    protocol: StrictInt = PROTOCOL_VERSION
+    after: str | None = None
+    """The resume point this body starts after (None: the whole stream)."""
+    generated_at: AwareDatetime
+
+
+class SnapshotRow(Message):
+    key: str
+    row: dict[str, Any]
+
+
+class SnapshotEnd(Message):
+    rows: Annotated[StrictInt, Field(ge=0)]
+    """Rows in this body (after ``after``)."""
+
+
+SnapshotLine = SnapshotHeader | SnapshotRow | SnapshotEnd
+
+
+def snapshot_line(item: SnapshotLine) -> str:
+    """The NDJSON line (with its newline) for a header, a row or the end."""
+    if isinstance(item, SnapshotHeader):
+        return json.dumps({"snapshot": item.to_dict()}, ensure_ascii=False) + "\n"
+    if isinstance(item, SnapshotEnd):
+        return json.dumps({"end": item.to_dict()}) + "\n"
+    return json.dumps({"key": item.key, "row": item.row}, ensure_ascii=False) + "\n"
+
+
+def parse_snapshot_line(line: str | bytes) -> SnapshotLine:
+    """Parse one NDJSON line. For millions of rows, a client may ``json.loads`` row lines
+    itself and use this only for the first and the last line."""
+    data = json.loads(line)
+    if "snapshot" in data:
+        return SnapshotHeader.model_validate(data["snapshot"])
+    if "end" in data:
+        return SnapshotEnd.model_validate(data["end"])
+    return SnapshotRow.model_validate(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# status and end-of-day reconciliation
+
+
+class DeviceStatus(Message):
+    store_id: str
+    device_id: str
+    last_applied_seq: Cursor
+    heads: dict[Stream, Cursor]
+    server_time: AwareDatetime
+
+
+class MethodTotal(Message):
+    count: Annotated[StrictInt, Field(ge=0)]
+    """Payments with this method."""
+    amount: StrictInt
+
+
+class SalesSummary(Message):
+    count: Annotated[StrictInt, Field(ge=0)]
+    total: StrictInt
+    tax_total: StrictInt
+    by_method: dict[str, MethodTotal]
+
+
+class OnHand(Message):
+    sku: str
+    on_hand: StrictInt
+
+
+class DeviceSeq(Message):
+    device_id: str
+    last_applied_seq: Cursor
+
+
+class ReconciliationResponse(Message):
+    """HQ's side of the end-of-day comparison for the calling store: the business day's sales
+    (``business_day`` as the store put it in each sale) and on-hand per SKU from HQ's ledger,
+    for SKUs with any movement at this store, in SKU order, ``limit`` per page; ask for the next
+    page with ``after=next_after`` until it is None. ``sales`` and ``devices`` are repeated on
+    every page."""
+
+    store_id: str
+    business_day: date
+    sales: SalesSummary
+    on_hand: list[OnHand]
+    next_after: str | None = None
+    device_id: str
+    last_applied_seq: Cursor
+    """The calling device's."""
+    devices: list[DeviceSeq]
+    quarantined: Annotated[StrictInt, Field(ge=0)] = 0
+    """Events of this store HQ holds in quarantine."""
+    server_time: AwareDatetime
+
+
+# ---------------------------------------------------------------------------------------------
+# payloads HQ applies (schema_version 1)
+
+
+class SaleLineV1(Message):
+    line_no: Annotated[StrictInt, Field(ge=1)]
+    sku: Annotated[str, Field(min_length=1)]
+    name: str
+    qty: Annotated[StrictInt, Field(ge=1)]
+    unit_price: StrictInt
+    tax_rate_bp: StrictInt
+    line_total: StrictInt
+    tax_amount: StrictInt
+    movement_id: UUID
+    code: str | None = None
+    stock_short: StrictBool = False
+
+
+class SalePaymentV1(Message):
+    method: Literal["cash", "card", "wallet"]
+    amount: StrictInt
+    tendered: StrictInt | None = None
+    change: StrictInt | None = None
+    reference: str | None = None
+
+
+class SaleCompletedV1(Message):
+    """``sale.completed`` schema_version 1: exactly the store's payload (contract-store)."""
+
+    sale_id: UUID
+    sale_no: StrictInt
+    short_id: str
+    store_id: str
+    device_id: str
+    business_day: date
+    completed_at: AwareDatetime
+    currency: str = "CNY"
+    guide_id: str | None = None
+    total: StrictInt
+    tax_total: StrictInt
+    lines: Annotated[list[SaleLineV1], Field(min_length=1)]
+    payments: list[SalePaymentV1]
+
+    @model_validator(mode="after")
+    def _lines_distinct(self) -> SaleCompletedV1:
+        if len({line.movement_id for line in self.lines}) != len(self.lines):
+            raise ValueError("two lines share a movement_id")
+        return self
+
+
+class MovementV1(Message):
+    movement_id: UUID
+    sku: Annotated[str, Field(min_length=1)]
+    delta: StrictInt
+    reason: str | None = None
+
+
+class StockMovementsV1(Message):
+    """``stock.adjusted`` / ``stock.received`` (and any ``stock.*`` movement event) v1."""
+
+    movements: Annotated[list[MovementV1], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> StockMovementsV1:
+        if len({m.movement_id for m in self.movements}) != len(self.movements):
+            raise ValueError("two movements share a movement_id")
+        return self
+
+
+SALE_COMPLETED = "sale.completed"
+STOCK_MOVEMENT_TYPES: tuple[str, ...] = ("stock.adjusted", "stock.received")
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+ERROR_CODES: dict[str, int] = {
+    "malformed_json": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "validation_error": 422,
+    "batch_too_large": 422,
+    "batch_out_of_order": 422,
+    "device_mismatch": 403,
+    "too_many_requests": 429,
+    "unavailable": 503,
+    "internal_error": 500,
+}
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+
+
+class ErrorDetail(Message):
+    code: str
+    message: str
+    detail: Any = None
+
+
+class ErrorBody(Message):
+    """The one JSON shape of every failed request: ``{"error": {code, message, detail?}}``."""
+
+    error: ErrorDetail
+
+    @classmethod
+    def of(cls, code: str, message: str, detail: Any = None) -> ErrorBody:
+        return cls(error=ErrorDetail(code=code, message=message, detail=detail))
+
+
+def is_retryable(status_code: int) -> bool:
+    """True when a failed request should be retried later with backoff (HQ down or busy)."""
+    return status_code in RETRYABLE_STATUS
