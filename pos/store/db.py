@@ -1,0 +1,294 @@
+"""Opening the store's SQLite file: one file per till, one open `pos` per file.
+
+Opening must stay cheap whatever the catalogue size (the till has to be ready to scan within two
+seconds on a 2-million-SKU file), so nothing here scans a table: the only checks are the file
+header (read by the first PRAGMA) and PRAGMA user_version for migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlite_utils
+
+from pos.store.errors import (
+    StoreCorruptError,
+    StoreError,
+    StoreIdentityError,
+    StoreLockedError,
+    StoreMissingError,
+    StoreNotInitialisedError,
+    translate,
+)
+from pos.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+BUSY_TIMEOUT_MS = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    store_id: str
+    device_id: str
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Store:
+    """An open store database. Use `transaction()` for every write; reads may run outside one.
+
+    The sqlite3 connection (and so `db`) belongs to the thread that opened the store."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_file: IO[bytes]) -> None:
+        self.path = path
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self._lock_file: IO[bytes] | None = lock_file
+        self._identity: DeviceIdentity | None = None
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT). Any exception rolls everything
+        back; sqlite3 errors that mean "disk full", "damaged" or "busy" come out as StoreError.
+        Nested use joins the outer transaction through a savepoint."""
+        conn = self.conn
+        if conn.in_transaction:
+            conn.execute("SAVEPOINT nested")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO nested")
+                    conn.execute("RELEASE nested")
+                raise
+            else:
+                conn.execute("RELEASE nested")
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._translated(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._translated(exc) from exc
+            raise
+
+    def _translated(self, exc: sqlite3.Error) -> BaseException:
+        return translate(exc, self.path) or exc
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        if self._identity is None:
+            row = self.conn.execute(
+                "SELECT store_id, device_id, timezone FROM device WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                raise StoreNotInitialisedError(
+                    f"This till has no store identity yet ({self.path}). "
+                    "Run `pos init --store-id ID --device-id ID` first."
+                )
+            self._identity = DeviceIdentity(*row)
+        return self._identity
+
+    def has_identity(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM device WHERE id = 1").fetchone() is not None
+
+    def set_identity(
+        self,
+        store_id: str,
+        device_id: str,
+        timezone: str = DEFAULT_TIMEZONE,
+        *,
+        now: datetime,
+    ) -> DeviceIdentity:
+        """Record which store and device this till is. Idempotent with the same values; changing
+        the store or device once events have been issued is refused, since HQ counts this
+        device's events by their seq."""
+        store_id, device_id = store_id.strip(), device_id.strip()
+        if not store_id or not device_id:
+            raise StoreIdentityError("Store id and device id must not be empty.")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise StoreIdentityError(
+                f"Unknown time zone {timezone!r}; use a name like Asia/Shanghai."
+            ) from exc
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT store_id, device_id, next_seq FROM device WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO device (id, store_id, device_id, timezone, created_at)"
+                    " VALUES (1, ?, ?, ?, ?)",
+                    (store_id, device_id, timezone, now.isoformat()),
+                )
+            else:
+                if (row[0], row[1]) != (store_id, device_id) and row[2] > 1:
+                    raise StoreIdentityError(
+                        f"This till is already store {row[0]}, device {row[1]}, and has issued "
+                        "events under that name; it cannot be renamed. Use a new database."
+                    )
+                conn.execute(
+                    "UPDATE device SET store_id = ?, device_id = ?, timezone = ? WHERE id = 1",
+                    (store_id, device_id, timezone),
+                )
+        self._identity = None
+        return self.identity
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def get_config(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_config(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO config (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        finally:
+            if self._lock_file is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _take_lock(path: Path) -> IO[bytes]:
+    try:
+        lock_file = open(lock_path(path), "ab")  # noqa: SIM115 - held open while the store is
+    except OSError as exc:
+        raise StoreCorruptError(f"Cannot create the lock file beside {path}: {exc}") from exc
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise StoreLockedError(
+            f"Another `pos` already has {path} open on this machine. "
+            "Close it first (one till program per database)."
+        ) from None
+    return lock_file
+
+
+def open_store(path: Path, *, create: bool = True) -> Store:
+    """Open (and, if `create`, make) the store database at `path`, migrated to the current schema.
+
+    Raises StoreMissingError, StoreLockedError, StoreCorruptError; never a bare sqlite3 error for
+    a bad file."""
+    path = Path(path)
+    if path.is_dir():
+        raise StoreCorruptError(f"{path} is a folder, not a store database file.")
+    if not path.exists():
+        if not create:
+            raise StoreMissingError(
+                f"No store database at {path}. Run `pos init` (or `pos demo`) to create one."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not os.access(path, os.R_OK | os.W_OK):
+        raise StoreCorruptError(
+            f"The store database {path} cannot be read or written by this user. "
+            "Check the file's owner and permissions."
+        )
+    lock_file = _take_lock(path)
+    try:
+        conn = _connect(path)
+    except BaseException:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+        lock_file.close()
+        raise
+    return Store(path, conn, lock_file)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn: sqlite3.Connection | None = None
+    try:
+        # isolation_level=None: no implicit transactions; Store.transaction() says BEGIN/COMMIT.
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # The first statement reads the header: a non-database file fails here.
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreCorruptError(f"Cannot switch {path} to WAL journaling (got {mode}).")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = OFF")  # the ledger outlives deleted products
+        _migrate(conn, path)
+        return conn
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        err = translate(exc, path)
+        if err is None:
+            err = StoreCorruptError(f"The store database {path} cannot be opened: {exc}")
+        raise err from exc
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer version of pos (schema {version}, this program "
+            f"knows {SCHEMA_VERSION}). Update pos on this till."
+        )
+    if version == 0:
+        # a brand-new file has no tables; anything else at version 0 is not ours
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        if tables:
+            raise StoreCorruptError(
+                f"{path} is an SQLite file but not a store database. Pick another path."
+            )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
