@@ -1,0 +1,507 @@
+"""Reading codes in an image: ZBar on grayscale frames plus a pre-processing cascade.
+
+ZBar alone misses most small or soft photos and sometimes returns a checksum-valid wrong number
+for a 1D code. The cascade runs ZBar on transformed copies of the image (enlarged, contrast
+equalised, smoothed, thresholded, inverted, rotated) and *votes*: every reading is mapped back to
+the original image's coordinates, readings at the same place form a cluster, and a cluster gives
+a text only when the variants agree on it.
+
+- QR codes carry Reed-Solomon error correction: one clean read is trusted.
+- 1D codes have only a mod-10 (or no) check digit, so a misread can still pass it. A 1D text is
+  accepted when two variants read the same text at the same place and no other text there comes
+  close in votes; a lone read is accepted only when the whole cascade found nothing against it
+  (`lone_1d`, on by default for still images, off for video, where the debouncer asks for the
+  same text in two frames instead).
+- A short EAN/UPC read (UPC-E, EAN-8) lying inside a full-length EAN-13/UPC-A read is a fragment
+  of the longer code (their guard patterns match part of its bars) and is dropped.
+
+Video frames take a cheap path first: one ZBar pass on the frame; the cascade runs only when
+that pass found nothing *and* the frame shows evidence of a code (a patch of dense, strong edges),
+and then only on that patch and within the frame's time budget. An empty frame costs one ZBar pass
+and one edge map of a thumbnail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from scanner.text import code39_full_ascii, decode_qr_bytes
+from scanner.zbar import RawSymbol, ZBarScanner
+
+__all__ = ["STILL_CASCADE", "Decoder", "Reading"]
+
+Box = tuple[float, float, float, float]
+
+LONG_EAN = frozenset({"EAN-13", "UPC-A"})
+SHORT_EAN = frozenset({"EAN-8", "UPC-E"})
+EAN_FAMILY = LONG_EAN | SHORT_EAN
+TWO_D = frozenset({"QR Code"})
+# 1D symbologies whose check character is mandatory: a single clean read may stand alone.
+CHECKED_1D = EAN_FAMILY | {"Code 128"}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One code found in an image: its symbology, its text and where it is."""
+
+    symbology: str
+    text: str
+    box: Box  # x0, y0, x1, y1 in the pixels of the image given to the decoder
+    votes: int = 1  # how many cascade variants read this text here
+    gs1: bool = False  # GS1-128 / GS1 QR (FNC1 in first position)
+    data: bytes = b""  # the payload bytes as the symbol holds them
+
+
+def symbol_text(symbol: RawSymbol) -> str:
+    if symbol.symbology == "QR Code":
+        return decode_qr_bytes(symbol.data)
+    text = symbol.data.decode("latin-1")
+    if symbol.symbology == "Code 39":
+        return code39_full_ascii(text)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants: each makes an image from the grayscale original and says how its pixels map back.
+
+
+@dataclass
+class _Work:
+    gray: np.ndarray
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def get(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.cache:
+            self.cache[name] = _RECIPES[name](self)
+        return self.cache[name]
+
+
+def _scale_matrix(fx: float, fy: float) -> np.ndarray:
+    return np.array([[fx, 0.0, 0.0], [0.0, fy, 0.0]])
+
+
+def _native(w: _Work) -> tuple[np.ndarray, np.ndarray]:
+    return w.gray, _scale_matrix(1, 1)
+
+
+def _enlarged(factor: float) -> Callable[[_Work], tuple[np.ndarray, np.ndarray]]:
+    def make(w: _Work) -> tuple[np.ndarray, np.ndarray]:
+        img = cv2.resize(w.gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        return img, _scale_matrix(factor, factor)
+
+    return make
+
+
+def _on(
+    base: str, op: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[_Work], tuple[np.ndarray, np.ndarray]]:
+    def make(w: _Work) -> tuple[np.ndarray, np.ndarray]:
+        img, m = w.get(base)
+        return op(img), m
+
+    return make
+
+
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+
+
+def _clahe(img: np.ndarray) -> np.ndarray:
+    return _CLAHE.apply(img)
+
+
+def _otsu(img: np.ndarray) -> np.ndarray:
+    return cv2.threshold(img, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)[1]
+
+
+def _adaptive(img: np.ndarray) -> np.ndarray:
+    block = max(15, (min(img.shape[:2]) // 8) | 1)
+    return cv2.adaptiveThreshold(
+        img, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 5
+    )
+
+
+def _blur(img: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(img, (5, 5), 0)
+
+
+def _sharpen(img: np.ndarray) -> np.ndarray:
+    return cv2.addWeighted(img, 1.8, cv2.GaussianBlur(img, (0, 0), 3), -0.8, 0)
+
+
+def _invert(img: np.ndarray) -> np.ndarray:
+    return cv2.bitwise_not(img)
+
+
+def _rotated(base: str, angle: float) -> Callable[[_Work], tuple[np.ndarray, np.ndarray]]:
+    def make(w: _Work) -> tuple[np.ndarray, np.ndarray]:
+        img, m = w.get(base)
+        h, wd = img.shape[:2]
+        r = cv2.getRotationMatrix2D((wd / 2, h / 2), angle, 1.0)
+        cos, sin = abs(r[0, 0]), abs(r[0, 1])
+        nw, nh = int(h * sin + wd * cos), int(h * cos + wd * sin)
+        r[0, 2] += nw / 2 - wd / 2
+        r[1, 2] += nh / 2 - h / 2
+        rotated = cv2.warpAffine(
+            img, r, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        return rotated, _compose(r, m)
+
+    return make
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    a = np.vstack([outer, [0, 0, 1]])
+    b = np.vstack([inner, [0, 0, 1]])
+    return (a @ b)[:2]
+
+
+_RECIPES: dict[str, Callable[[_Work], tuple[np.ndarray, np.ndarray]]] = {
+    "native": _native,
+    "blur": _on("native", _blur),
+    "inverted": _on("native", _invert),
+    "half": lambda w: (
+        cv2.resize(w.gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+        _scale_matrix(0.5, 0.5),
+    ),
+    "x2": _enlarged(2),
+    "x3": _enlarged(3),
+    "x2-clahe": _on("x2", _clahe),
+    "x2-blur": _on("x2", _blur),
+    "x2-otsu": _on("x2", _otsu),
+    "x2-adaptive": _on("x2", _adaptive),
+    "x2-sharp": _on("x2", _sharpen),
+    "x2-inverted": _on("x2", _invert),
+    "x3-blur": _on("x3", _blur),
+    "x2-rot30": _rotated("x2", 30),
+    "x2-rot-30": _rotated("x2", -30),
+    "x2-rot45": _rotated("x2", 45),
+    "x2-rot-45": _rotated("x2", -45),
+}
+
+# The order matters: the first variants are the cheap ones that read most codes; later ones
+# rescue hard photos. Names only, so a caller can pass a shorter or different cascade.
+STILL_CASCADE: tuple[str, ...] = (
+    "native",
+    "x2",
+    "x2-clahe",
+    "x2-blur",
+    "x2-otsu",
+    "blur",
+    "x2-sharp",
+    "x3",
+    "x2-adaptive",
+    "x3-blur",
+    "inverted",
+    "x2-inverted",
+    "x2-rot30",
+    "x2-rot-30",
+    "x2-rot45",
+    "x2-rot-45",
+    "half",
+)
+
+# What a video frame patch with evidence of a code gets, in the time left of its frame budget.
+FRAME_CASCADE: tuple[str, ...] = ("x2", "x2-clahe", "x2-blur", "x2-otsu", "inverted", "blur")
+
+
+# ---------------------------------------------------------------------------------------------
+# Voting
+
+
+def _map_box(box: tuple[int, int, int, int], m: np.ndarray) -> Box:
+    """A box in a variant's pixels back into the original's pixels."""
+    inv = cv2.invertAffineTransform(m)
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=float)
+    pts = corners @ inv.T
+    return (
+        float(pts[:, 0].min()),
+        float(pts[:, 1].min()),
+        float(pts[:, 0].max()),
+        float(pts[:, 1].max()),
+    )
+
+
+def _near(a: Box, b: Box) -> bool:
+    """Two boxes that overlap once each is grown by a quarter of its longer side.
+
+    (ZBar locates a 1D code by the scan lines that crossed it, so its box can be a few pixels
+    thin; growing by the longer side keeps two reads of one label together.)"""
+    ga = max(a[2] - a[0], a[3] - a[1]) * 0.25 + 2
+    gb = max(b[2] - b[0], b[3] - b[1]) * 0.25 + 2
+    return not (
+        a[2] + ga < b[0] - gb
+        or b[2] + gb < a[0] - ga
+        or a[3] + ga < b[1] - gb
+        or b[3] + gb < a[1] - ga
+    )
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+@dataclass
+class _Candidate:
+    symbology: str
+    text: str
+    box: Box
+    gs1: bool
+    data: bytes
+    variants: set[str] = field(default_factory=set)
+
+    @property
+    def votes(self) -> int:
+        return len(self.variants)
+
+
+@dataclass
+class _Cluster:
+    family: str  # "2d" or "1d": 2D codes and 1D codes never compete with each other
+    box: Box
+    candidates: dict[tuple[str, str], _Candidate] = field(default_factory=dict)
+
+    def add(self, reading: _Candidate, variant: str) -> None:
+        key = (reading.symbology, reading.text)
+        found = self.candidates.get(key)
+        if found is None:
+            found = self.candidates[key] = reading
+        found.variants.add(variant)
+        found.box = _union(found.box, reading.box)
+        self.box = _union(self.box, reading.box)
+
+
+class _Ballot:
+    def __init__(self) -> None:
+        self.clusters: list[_Cluster] = []
+
+    def add(self, symbol: RawSymbol, box: Box, variant: str) -> None:
+        family = "2d" if symbol.symbology in TWO_D else "1d"
+        cand = _Candidate(symbol.symbology, symbol_text(symbol), box, symbol.gs1, symbol.data)
+        for cluster in self.clusters:
+            if cluster.family == family and (
+                (cand.symbology, cand.text) in cluster.candidates or _near(cluster.box, box)
+            ):
+                cluster.add(cand, variant)
+                return
+        cluster = _Cluster(family, box)
+        cluster.add(cand, variant)
+        self.clusters.append(cluster)
+
+    def decide(self, *, lone_1d: bool) -> list[Reading]:
+        out: list[Reading] = []
+        for cluster in self.clusters:
+            for winner in _winners(cluster, lone_1d=lone_1d):
+                out.append(
+                    Reading(
+                        winner.symbology,
+                        winner.text,
+                        winner.box,
+                        winner.votes,
+                        winner.gs1,
+                        winner.data,
+                    )
+                )
+        return out
+
+    def settled(self) -> bool:
+        """Every cluster already has a confirmed winner: more variants would change nothing."""
+        return bool(self.clusters) and all(
+            sum(c.votes for c in cluster.candidates.values()) >= 2
+            and _winners(cluster, lone_1d=False)
+            for cluster in self.clusters
+        )
+
+
+def _winners(cluster: _Cluster, *, lone_1d: bool) -> list[_Candidate]:
+    cands = list(cluster.candidates.values())
+    if cluster.family == "2d":
+        # Error-corrected: a QR text is never a misread, and two texts at one place are two
+        # codes (a QR printed inside another).
+        return sorted(cands, key=lambda c: c.votes, reverse=True)
+    if any(c.symbology in LONG_EAN for c in cands):
+        cands = [c for c in cands if c.symbology not in SHORT_EAN]
+    # A text that is part of a longer one of the same symbology is a partial scan of it.
+    cands = [
+        c
+        for c in cands
+        if not any(
+            o is not c
+            and o.symbology == c.symbology
+            and len(o.text) > len(c.text)
+            and c.text in o.text
+            for o in cands
+        )
+    ]
+    cands.sort(key=lambda c: c.votes, reverse=True)
+    best = cands[0]
+    rival = cands[1].votes if len(cands) > 1 else 0
+    if rival and best.votes < 2 * rival + 1:
+        return []  # variants disagree about this code: better no read than a wrong item
+    if best.votes >= 2:
+        return [best]
+    if lone_1d and not rival and best.symbology in CHECKED_1D:
+        return [best]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Decoder:
+    """Finds codes in still images and video frames.
+
+    `budget_ms` bounds the cascade on a still image; `frame_budget_ms` bounds the whole work on
+    one video frame. Use one Decoder per thread (ZBar scanners are not thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        cascade: Sequence[str] = STILL_CASCADE,
+        frame_cascade: Sequence[str] = FRAME_CASCADE,
+        budget_ms: float = 400.0,
+        frame_budget_ms: float = 25.0,
+        lone_1d: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES]
+        if unknown:
+            raise ValueError(f"unknown cascade steps: {unknown}")
+        self.cascade = tuple(cascade)
+        self.frame_cascade = tuple(frame_cascade)
+        self.budget_ms = budget_ms
+        self.frame_budget_ms = frame_budget_ms
+        self.lone_1d = lone_1d
+        self._clock = clock
+        self._zbar = ZBarScanner()
+
+    def close(self) -> None:
+        self._zbar.close()
+
+    # -- still images ---------------------------------------------------------------------------
+
+    def decode_image(self, image: np.ndarray) -> list[Reading]:
+        """Every code the cascade can confirm in a still image (BGR or grayscale)."""
+        gray = _prepare(to_gray(image))
+        return self._run(gray, self.cascade, self.budget_ms, lone_1d=self.lone_1d)
+
+    # -- video ------------------------------------------------------------------------------------
+
+    def decode_frame(self, frame: np.ndarray) -> list[Reading]:
+        """Codes in one video frame: one plain pass, the cascade only on evidence of a code."""
+        start = self._clock()
+        gray = to_gray(frame)
+        found = [
+            Reading(s.symbology, symbol_text(s), tuple(map(float, s.box)), 1, s.gs1, s.data)  # type: ignore[arg-type]
+            for s in self._zbar.scan(gray)
+        ]
+        if found:
+            return found
+        roi = code_evidence(gray)
+        if roi is None:
+            return []
+        left = self.frame_budget_ms - (self._clock() - start) * 1000.0
+        if left <= 0:
+            return []
+        x0, y0, x1, y1 = roi
+        patch = gray[y0:y1, x0:x1]
+        steps = self.frame_cascade
+        if patch.size > 0.25 * gray.size:
+            # A code that big would have been read by the plain pass; rescue only contrast.
+            steps = tuple(n for n in steps if not n.startswith(("x2", "x3")))
+        readings = self._run(patch, steps, left, lone_1d=True)
+        return [
+            Reading(
+                r.symbology,
+                r.text,
+                (r.box[0] + x0, r.box[1] + y0, r.box[2] + x0, r.box[3] + y0),
+                r.votes,
+                r.gs1,
+                r.data,
+            )
+            for r in readings
+        ]
+
+    # -- the cascade -----------------------------------------------------------------------------
+
+    def _run(
+        self, gray: np.ndarray, steps: Iterable[str], budget_ms: float, *, lone_1d: bool
+    ) -> list[Reading]:
+        start = self._clock()
+        work = _Work(gray)
+        ballot = _Ballot()
+        for name in steps:
+            img, m = work.get(name)
+            for symbol in self._zbar.scan(img):
+                ballot.add(symbol, _map_box(symbol.box, m), name)
+            if ballot.settled():
+                break
+            if (self._clock() - start) * 1000.0 > budget_ms:
+                break
+        return ballot.decide(lone_1d=lone_1d)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """8-bit grayscale. ZBar reads one channel only; in an OpenCV (BGR) frame that would be blue."""
+    if image.ndim == 3:
+        if image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+        elif image.shape[2] == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        else:
+            image = image[:, :, 0]
+    if image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return image
+
+
+def _prepare(gray: np.ndarray) -> np.ndarray:
+    """A scan line (an image only a few pixels high or wide) is stretched so ZBar sees bars."""
+    h, w = gray.shape[:2]
+    if h < 16:
+        gray = cv2.resize(gray, (w, 32), interpolation=cv2.INTER_NEAREST)
+    if w < 16:
+        gray = cv2.resize(gray, (32, gray.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return gray
+
+
+def code_evidence(
+    gray: np.ndarray, *, thumb_width: int = 320, edge: float = 300.0
+) -> tuple[int, int, int, int] | None:
+    """The region of a frame that looks like a code (a patch of dense, strong edges), or None.
+
+    Works on a thumbnail: Scharr gradient magnitude above a fixed contrast (a printed code is
+    black on white, camera noise and soft textures stay far below it), closed into blobs; the
+    largest blob that is big enough is the candidate. Well under a millisecond on a 720p frame."""
+    h, w = gray.shape[:2]
+    scale = min(1.0, thumb_width / float(w))
+    small = (
+        cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else gray
+    )
+    gx = cv2.Scharr(small, cv2.CV_32F, 1, 0)
+    gy = cv2.Scharr(small, cv2.CV_32F, 0, 1)
+    strong = ((np.abs(gx) + np.abs(gy)) > edge).astype(np.uint8) * 255
+    if cv2.countNonZero(strong) < 0.002 * strong.size:
+        return None
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
+    blobs = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, kernel)
+    blobs = cv2.erode(blobs, None, iterations=1)
+    contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    biggest = max(contours, key=cv2.contourArea)
+    bx, by, bw, bh = cv2.boundingRect(biggest)
+    if cv2.contourArea(biggest) < 0.002 * small.shape[0] * small.shape[1] or min(bw, bh) < 6:
+        return None
+    pad = 6
+    x0 = max(0, int((bx - pad) / scale))
+    y0 = max(0, int((by - pad) / scale))
+    x1 = min(w, int((bx + bw + pad) / scale))
+    y1 = min(h, int((by + bh + pad) / scale))
+    return x0, y0, x1, y1
