@@ -214,6 +214,7 @@ REJECT_REASONS: dict[str, str] = {
     "unknown_sku": "a SKU that HQ's catalogue has never had",
     "store_mismatch": "the payload names another store or device than the token",
     "movement_id_reused": "a stock movement id that HQ has already recorded",
+    "sale_id_reused": "a sale id that HQ has already recorded from another event",
 }
 
 

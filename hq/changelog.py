@@ -1,0 +1,278 @@
+"""The change log of HQ-owned streams (catalog, prices, config), in commit order.
+
+Why a lock and not a sequence: a database sequence hands out numbers when a row is written, not
+when its transaction commits. Writer A can take 100, writer B take 101 and commit first; a store
+that pulls in between stores cursor 101 and never sees 100 (the lost-update of cursor-based
+sync). Here every transaction that changes a stream first locks that stream's row in
+``stream_heads`` (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite the ``BEGIN IMMEDIATE``
+write transaction already holds the database), then numbers its changes ``head+1, head+2, ...``
+and moves ``head`` in the same transaction. The next writer of that stream waits for the lock,
+so it can only number its changes after the previous writer committed: numbers are handed out
+in commit order and a reader that sees seq N has every seq below N too. The cost is that writers
+of one stream run one at a time, which suits admin and import writes (a few per second, large
+batches). A reader reads ``head`` first and serves only changes up to it.
+
+Every change of one transaction carries ``tx`` = the first seq of that transaction in the stream,
+so pages can end on transaction boundaries. Compaction deletes whole old transactions and moves
+``compacted_through``; a cursor below it gets a reset to the stream's snapshot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
+
+from hq.db import Database, changes, stream_heads, utcnow
+from sync.protocol import SNAPSHOT_PATH, STREAMS, Change, Reset, StreamPage
+
+
+@dataclass
+class ChangeWriter:
+    """Collects the changes of one write transaction; :meth:`flush` numbers and stores them.
+
+    Call :meth:`lock` for every stream the transaction will touch BEFORE changing data rows, so
+    that writers always take locks in the same order (stream lock first) and cannot deadlock."""
+
+    db: Database
+    conn: Connection
+    now: datetime = field(default_factory=utcnow)
+    _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _heads: dict[str, int] = field(default_factory=dict)
+
+    def lock(self, *streams: str) -> None:
+        for stream in sorted(streams):  # one global order of stream locks
+            if stream in self._heads:
+                continue
+            if stream not in STREAMS:
+                raise ValueError(f"unknown stream {stream!r}")
+            stmt = self.db.lock_rows(
+                select(stream_heads.c.head).where(stream_heads.c.stream == stream)
+            )
+            self._heads[stream] = int(self.conn.execute(stmt).scalar_one())
+            self._pending[stream] = []
+
+    def upsert(
+        self, stream: str, key: str, row: dict[str, Any], store_id: str | None = None
+    ) -> None:
+        self._add(stream, "upsert", key, json.dumps(row, ensure_ascii=False), store_id)
+
+    def delete(self, stream: str, key: str, store_id: str | None = None) -> None:
+        self._add(stream, "delete", key, None, store_id)
+
+    def _add(self, stream: str, op: str, key: str, row: str | None, store_id: str | None) -> None:
+        if stream not in self._heads:
+            raise RuntimeError(f"lock stream {stream!r} before changing it")
+        self._pending[stream].append({"op": op, "key": key, "row": row, "store_id": store_id})
+
+    def flush(self) -> dict[str, int]:
+        """Number and insert the collected changes; returns the new head per stream."""
+        for stream, items in self._pending.items():
+            if not items:
+                continue
+            head = self._heads[stream]
+            tx = head + 1
+            rows = [
+                {
+                    "stream": stream,
+                    "seq": head + i,
+                    "tx": tx,
+                    "committed_at": self.now,
+                    **item,
+                }
+                for i, item in enumerate(items, start=1)
+            ]
+            self.conn.execute(changes.insert(), rows)
+            head += len(items)
+            self.conn.execute(
+                update(stream_heads).where(stream_heads.c.stream == stream).values(head=head)
+            )
+            self._heads[stream] = head
+            items.clear()
+        return dict(self._heads)
+
+
+def heads(conn: Connection) -> dict[str, tuple[int, int]]:
+    """stream -> (head, compacted_through)."""
+    return {
+        r.stream: (int(r.head), int(r.compacted_through))
+        for r in conn.execute(select(stream_heads))
+    }
+
+
+def pull_page(conn: Connection, stream: str, cursor: int, limit: int, store_id: str) -> StreamPage:
+    """The next page of ``stream`` after ``cursor`` for ``store_id``: at most ``limit``
+    changes, more only to finish the last transaction (a page never ends inside one)."""
+    head, horizon = heads(conn)[stream]
+    if cursor < horizon or cursor > head:
+        # below the horizon: those changes are gone. Above the head: HQ was restored from a
+        # backup older than the store's cursor, so the store holds changes HQ no longer knows.
+        return StreamPage(
+            stream=stream,  # type: ignore[arg-type]
+            cursor=cursor,
+            reset=Reset(
+                stream=stream,  # type: ignore[arg-type]
+                snapshot_path=f"{SNAPSHOT_PATH}/{stream}",
+                reason="cursor_expired" if cursor < horizon else "cursor_ahead_of_hq",
+                horizon=horizon,
+            ),
+        )
+    visible = or_(changes.c.store_id.is_(None), changes.c.store_id == store_id)
+    base = select(changes.c.seq, changes.c.tx, changes.c.op, changes.c.key, changes.c.row).where(
+        changes.c.stream == stream, changes.c.seq <= head, visible
+    )
+    rows = list(
+        conn.execute(base.where(changes.c.seq > cursor).order_by(changes.c.seq).limit(limit + 1))
+    )
+    has_more = len(rows) > limit
+    if has_more:
+        rows = rows[:limit]
+        last = rows[-1]
+        rest = conn.execute(
+            base.where(changes.c.tx == last.tx, changes.c.seq > last.seq).order_by(changes.c.seq)
+        )
+        rows.extend(rest)
+        # anything left after the finished transaction?
+        has_more = (
+            conn.execute(
+                select(changes.c.seq)
+                .where(changes.c.stream == stream, changes.c.seq > rows[-1].seq)
+                .where(changes.c.seq <= head, visible)
+                .limit(1)
+            ).first()
+            is not None
+        )
+    new_cursor = int(rows[-1].seq) if has_more else head
+    return StreamPage(
+        stream=stream,  # type: ignore[arg-type]
+        changes=[
+            Change(
+                seq=int(r.seq),
+                tx=int(r.tx),
+                op=r.op,
+                key=r.key,
+                row=json.loads(r.row) if r.row is not None else None,
+            )
+            for r in rows
+        ],
+        cursor=new_cursor,
+        has_more=has_more,
+    )
+
+
+def compact(db: Database, *, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
+    """Delete changes committed before ``now - older_than`` (whole transactions, since all
+    changes of one transaction share ``committed_at``); returns the new horizon per stream."""
+    cutoff = (now or utcnow()) - older_than
+    out: dict[str, int] = {}
+    with db.write() as conn:
+        writer = ChangeWriter(db, conn)
+        writer.lock(*STREAMS)  # no writer may commit into the range being compacted
+        for stream in STREAMS:
+            through = conn.execute(
+                select(func.max(changes.c.seq)).where(
+                    and_(changes.c.stream == stream, changes.c.committed_at < cutoff)
+                )
+            ).scalar()
+            current = heads(conn)[stream][1]
+            if through is None or through <= current:
+                out[stream] = current
+                continue
+            conn.execute(
+                delete(changes).where(changes.c.stream == stream, changes.c.seq <= through)
+            )
+            conn.execute(
+                update(stream_heads)
+                .where(stream_heads.c.stream == stream)
+                .values(compacted_through=through)
+            )
+            out[stream] = int(through)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# snapshots: the current rows of a stream, built as JSON by the database itself
+
+_SQLITE_SNAPSHOT = {
+    "catalog": """
+        SELECT p.sku AS k, json_object('key', p.sku, 'row', json_object(
+            'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
+            'barcodes', json((SELECT json_group_array(code) FROM
+                (SELECT code FROM barcodes b WHERE b.sku = p.sku ORDER BY code))),
+            'active', json('true'))) AS line
+        FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
+    "prices": """
+        SELECT sku AS k, json_object('key', sku, 'row', json_object(
+            'sku', sku, 'price', price, 'currency', currency)) AS line
+        FROM prices WHERE sku > :after ORDER BY sku""",
+}
+_PG_SNAPSHOT = {
+    "catalog": """
+        SELECT p.sku AS k, json_build_object('key', p.sku, 'row', json_build_object(
+            'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
+            'barcodes', COALESCE((SELECT json_agg(b.code ORDER BY b.code) FROM barcodes b
+                                  WHERE b.sku = p.sku), '[]'::json),
+            'active', true))::text AS line
+        FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
+    "prices": """
+        SELECT sku AS k, json_build_object('key', sku, 'row', json_build_object(
+            'sku', sku, 'price', price, 'currency', currency))::text AS line
+        FROM prices WHERE sku > :after ORDER BY sku""",
+}
+
+
+def config_rows(conn: Connection, store_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The config stream's current rows for one store: settings, then its staff."""
+    from hq.db import config, staff
+
+    out: list[tuple[str, dict[str, Any]]] = [
+        (r.key, {"key": r.key, "value": json.loads(r.value)})
+        for r in conn.execute(select(config).order_by(config.c.key))
+    ]
+    for r in conn.execute(
+        select(staff)
+        .where(or_(staff.c.store_id.is_(None), staff.c.store_id == store_id))
+        .where(staff.c.active)
+    ):
+        key = staff_key(r.staff_id)
+        out.append((key, {"key": key, "value": staff_value(r._mapping)}))
+    out.sort(key=lambda kv: kv[0])
+    return out
+
+
+def staff_key(staff_id: str) -> str:
+    return f"staff:{staff_id}"
+
+
+def staff_value(row: Any) -> dict[str, Any]:
+    return {
+        "staff_id": row["staff_id"],
+        "name": row["name"],
+        "role": row["role"],
+        "active": bool(row["active"]),
+    }
+
+
+def snapshot_lines(
+    db: Database, conn: Connection, stream: str, store_id: str, after: str | None
+) -> Iterator[str]:
+    """Row lines (``{"key":...,"row":...}`` JSON, no newline) of a stream after a key, in key
+    order. ``conn`` must be a snapshot read transaction that also read the cursor."""
+    after_key = after or ""
+    if stream == "config":
+        for key, row in config_rows(conn, store_id):
+            if key > after_key:
+                yield json.dumps({"key": key, "row": row}, ensure_ascii=False)
+        return
+    sql = (_SQLITE_SNAPSHOT if db.is_sqlite else _PG_SNAPSHOT)[stream]
+    from sqlalchemy import text
+
+    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
+        text(sql), {"after": after_key}
+    )
+    for part in result.partitions():
+        for row in part:
+            yield row[1]

@@ -1,0 +1,470 @@
+"""HQ's storage: one schema (SQLAlchemy Core) on a SQLite file or on PostgreSQL.
+
+The same statements run on both. The few places that differ (how a write transaction starts,
+row locks, upserts, building snapshot JSON in SQL) are behind this module's helpers so that the
+rest of HQ does not test the dialect.
+
+SQLite is opened in WAL mode with ``synchronous=FULL``; every write transaction starts with
+``BEGIN IMMEDIATE`` so that it holds the single write lock from its first statement (a deferred
+transaction that reads first and writes later can fail to upgrade its lock). On PostgreSQL a
+write transaction takes row locks explicitly (``SELECT ... FOR UPDATE``) where order matters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    exc,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeDecorator
+
+from hq.errors import Unavailable
+
+# ---------------------------------------------------------------------------------------------
+# types
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware in Python, UTC in the database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+Money = BigInteger
+Key = String(128)
+
+metadata = MetaData()
+
+stores = Table(
+    "stores",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("timezone", String(64), nullable=False, default="Asia/Shanghai"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), ForeignKey("stores.store_id"), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("last_applied_seq", BigInteger, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime),
+    Column("last_push_at", UTCDateTime),
+    Column("last_pull_at", UTCDateTime),
+    Column("clock_offset_s", Float),
+    Column("pending_reported", BigInteger),
+    Column("oldest_pending_at", UTCDateTime),
+    Column("app_version", String(64)),
+    UniqueConstraint("store_id", "device_id"),
+)
+
+sync_log = Table(
+    "sync_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("device_pk", Id, nullable=False),
+    Column("kind", String(16), nullable=False),  # push | pull
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("device_time", UTCDateTime),
+    Column("clock_offset_s", Float),
+    Column("events", Integer, nullable=False, default=0),
+    Column("applied", Integer, nullable=False, default=0),
+    Column("last_applied_seq", BigInteger),
+    Index("ix_sync_log_device", "device_pk", "id"),
+)
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("staff_id", String(64), primary_key=True),
+    Column("store_id", String(64), ForeignKey("stores.store_id")),
+    Column("name", Text, nullable=False),
+    Column("role", String(32), nullable=False, default="guide"),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", Key, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("tax_rate_bp", Integer, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+barcodes = Table(
+    "barcodes",
+    metadata,
+    Column("code", Key, primary_key=True),
+    Column("sku", Key, nullable=False),
+    Index("ix_barcodes_sku", "sku"),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    Column("sku", Key, primary_key=True),
+    Column("price", Money, nullable=False),
+    Column("currency", String(3), nullable=False, default="CNY"),
+)
+
+promotions = Table(  # placeholder until promotions get their own issue
+    "promotions",
+    metadata,
+    Column("promo_id", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("starts_at", UTCDateTime),
+    Column("ends_at", UTCDateTime),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+config = Table(
+    "config",
+    metadata,
+    Column("key", Key, primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+)
+
+stream_heads = Table(
+    "stream_heads",
+    metadata,
+    Column("stream", String(32), primary_key=True),
+    Column("head", BigInteger, nullable=False, default=0),
+    Column("compacted_through", BigInteger, nullable=False, default=0),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("stream", String(32), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("tx", BigInteger, nullable=False),
+    Column("op", String(8), nullable=False),
+    Column("key", Key, nullable=False),
+    Column("store_id", String(64)),  # None: every store
+    Column("row", Text),  # JSON; None for a delete
+    Column("committed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("stream", "seq"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("device_pk", Id, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    # not UNIQUE: an event id reused under a new seq is kept (rejected) under that seq
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # applied | rejected | superseded
+    Column("reason", Text),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    PrimaryKeyConstraint("device_pk", "seq"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), nullable=False),
+    Column("device_pk", Id, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_quarantine_store", "store_id"),
+)
+
+sales = Table(
+    "sales",
+    metadata,
+    Column("sale_id", String(36), primary_key=True),
+    Column("store_id", String(64), nullable=False),
+    Column("device_pk", Id, nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("sale_no", BigInteger, nullable=False),
+    Column("business_day", String(10), nullable=False),
+    Column("completed_at", UTCDateTime, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("tax_total", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("guide_id", String(64)),
+    Column("lines", Integer, nullable=False),
+    Index("ix_sales_store_day", "store_id", "business_day"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("sale_id", String(36), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("store_id", String(64), nullable=False),
+    Column("business_day", String(10), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("tendered", Money),
+    Column("change", Money),
+    Column("reference", Text),
+    PrimaryKeyConstraint("sale_id", "n"),
+    Index("ix_payments_store_day", "store_id", "business_day"),
+)
+
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), nullable=False),
+    Column("movement_id", String(36), nullable=False, unique=True),
+    Column("sku", Key, nullable=False),
+    Column("delta", BigInteger, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index("ix_ledger_store_sku", "store_id", "sku"),
+)
+
+stock_on_hand = Table(  # projection of stock_ledger, kept in the same transaction
+    "stock_on_hand",
+    metadata,
+    Column("store_id", String(64), nullable=False),
+    Column("sku", Key, nullable=False),
+    Column("on_hand", BigInteger, nullable=False),
+    PrimaryKeyConstraint("store_id", "sku"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# the database handle
+
+
+def database_url(target: str) -> str:
+    """A SQLAlchemy URL from what an operator types: a DSN, or a path of a SQLite file."""
+    if target.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + target.split("://", 1)[1]
+    if "://" in target:
+        return target
+    return f"sqlite:///{Path(target).expanduser().resolve()}"
+
+
+class Database:
+    """An engine plus the transaction helpers HQ uses (:meth:`write`, :meth:`read`)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        pg_schema: str | None = None,
+        busy_timeout_ms: int = 10_000,
+        pool_size: int = 10,
+    ) -> None:
+        self.url = database_url(target)
+        if self.url.startswith("sqlite"):
+            self.engine = _sqlite_engine(self.url, busy_timeout_ms)
+        elif self.url.startswith("postgresql"):
+            connect_args: dict[str, Any] = {"connect_timeout": 5}
+            if pg_schema:
+                connect_args["options"] = f"-csearch_path={pg_schema}"
+            self.engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=2 * pool_size,
+                pool_pre_ping=True,
+                connect_args=connect_args,
+            )
+        else:
+            raise ValueError(f"unsupported database: {self.url.split(':', 1)[0]}")
+        self.dialect: str = self.engine.dialect.name
+
+    @classmethod
+    def from_env(cls, target: str | None = None) -> Database:
+        return cls(target or os.environ.get("HQ_DB") or "hq.db")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def create_schema(self) -> None:
+        """Create every table that is missing (idempotent) and the stream head rows."""
+        from sync.protocol import STREAMS
+
+        with self.write() as conn:
+            metadata.create_all(conn)
+            present = {r.stream for r in conn.execute(stream_heads.select())}
+            missing = [
+                {"stream": s, "head": 0, "compacted_through": 0}
+                for s in STREAMS
+                if s not in present
+            ]
+            if missing:
+                conn.execute(stream_heads.insert(), missing)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction. Database unreachable or busy -> :class:`Unavailable`."""
+        with translate_db_errors(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.info["begin"] = "BEGIN IMMEDIATE"
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """One read transaction; ``snapshot=True`` gives every statement the same view
+        (REPEATABLE READ on PostgreSQL; a SQLite read transaction in WAL mode already has it)."""
+        with translate_db_errors(), self.engine.connect() as conn:
+            if snapshot and not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    # --- dialect helpers ----------------------------------------------------------------------
+
+    def lock_rows(self, stmt: Any) -> Any:
+        """``SELECT ... FOR UPDATE`` where the database has row locks (SQLite's write
+        transaction already holds the whole database)."""
+        return stmt if self.is_sqlite else stmt.with_for_update()
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str],
+        *,
+        add: Sequence[str] = (),
+    ) -> None:
+        """Insert rows, or update the existing ones by ``keys``. Columns in ``add`` are added
+        to the stored value instead of replacing it (counters, on-hand)."""
+        if not rows:
+            return
+        ins = (postgresql.insert if not self.is_sqlite else sqlite.insert)(table)
+        cols = [c for c in rows[0] if c not in keys]
+        if not cols:
+            conn.execute(ins.on_conflict_do_nothing(index_elements=list(keys)), list(rows))
+            return
+        set_ = {c: (table.c[c] + ins.excluded[c]) if c in add else ins.excluded[c] for c in cols}
+        conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # take transaction control away from the sqlite3 module: SQLAlchemy's begin event
+        # below emits BEGIN (IMMEDIATE for writes) itself
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.info.pop("begin", "BEGIN"))
+
+    return engine
+
+
+# errors that mean "HQ's database is down or busy" rather than "this request is wrong"
+_TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
+
+
+@contextmanager
+def translate_db_errors() -> Iterator[None]:
+    try:
+        yield
+    except _TRANSIENT as error:
+        raise Unavailable(
+            "HQ's database is not answering; try again shortly",
+            detail=type(error.orig if isinstance(error, exc.DBAPIError) else error).__name__,
+        ) from error
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "Database",
+    "barcodes",
+    "changes",
+    "config",
+    "database_url",
+    "devices",
+    "events",
+    "metadata",
+    "payments",
+    "prices",
+    "products",
+    "promotions",
+    "quarantine",
+    "sales",
+    "staff",
+    "stock_ledger",
+    "stock_on_hand",
+    "stores",
+    "stream_heads",
+    "sync_log",
+    "text",
+    "utcnow",
+]

@@ -1,0 +1,199 @@
+"""HQ's answers to a device other than push: pull pages, snapshots, status, end of day.
+
+Each function takes the caller's :class:`~hq.ingest.DeviceAuth` (from its token) and never a
+store named in a request, so a till can only ever see its own store's data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from hq.changelog import heads, pull_page, snapshot_lines
+from hq.db import Database, devices, payments, quarantine, sales, stock_on_hand, sync_log, utcnow
+from hq.errors import NotFound
+from hq.ingest import DeviceAuth
+from sync.protocol import (
+    STREAMS,
+    DeviceSeq,
+    DeviceStatus,
+    MethodTotal,
+    OnHand,
+    PullRequest,
+    PullResponse,
+    ReconciliationResponse,
+    SalesSummary,
+    SnapshotEnd,
+    SnapshotHeader,
+    snapshot_line,
+)
+
+
+def record_contact(
+    db: Database, dev: DeviceAuth, kind: str, device_time: datetime, now: datetime
+) -> float:
+    """Note a pull: HQ's receive time and the device's clock offset. Returns the offset."""
+    offset = (device_time - now).total_seconds()
+    with db.write() as conn:
+        values: dict[str, Any] = {"last_seen_at": now, "clock_offset_s": offset}
+        if kind == "pull":
+            values["last_pull_at"] = now
+        conn.execute(update(devices).where(devices.c.id == dev.pk).values(**values))
+        conn.execute(
+            sync_log.insert().values(
+                device_pk=dev.pk,
+                kind=kind,
+                received_at=now,
+                device_time=device_time,
+                clock_offset_s=offset,
+            )
+        )
+    return offset
+
+
+def pull(
+    db: Database, dev: DeviceAuth, req: PullRequest, *, now: datetime | None = None
+) -> PullResponse:
+    """One page per asked stream (see :func:`hq.changelog.pull_page`)."""
+    now = now or utcnow()
+    offset = record_contact(db, dev, "pull", req.device_time, now)
+    with db.read(snapshot=True) as conn:
+        pages = {
+            stream: pull_page(conn, stream, cursor, req.limit, dev.store_id)
+            for stream, cursor in sorted(req.cursors.items())
+        }
+    return PullResponse(
+        pages=pages,  # type: ignore[arg-type]
+        has_more=any(p.has_more for p in pages.values()),
+        server_time=now,
+        clock_offset_s=offset,
+    )
+
+
+def snapshot(
+    db: Database, dev: DeviceAuth, stream: str, after: str | None, *, chunk_bytes: int = 1 << 20
+) -> Iterator[bytes]:
+    """The NDJSON body of a stream's snapshot, in chunks of about ``chunk_bytes``.
+
+    Header, rows and cursor come from ONE snapshot read transaction, so the rows are exactly
+    the stream's state at that cursor (the change log numbers changes under the same lock that
+    guards the rows, see :mod:`hq.changelog`)."""
+    if stream not in STREAMS:
+        raise NotFound(f"no stream {stream!r}; streams are {', '.join(STREAMS)}")
+    # opened here (not lazily) so that a database error becomes a 503 before any byte is sent
+    cm = db.read(snapshot=True)
+    conn = cm.__enter__()
+    try:
+        cursor = heads(conn)[stream][0]
+    except BaseException:
+        cm.__exit__(None, None, None)
+        raise
+
+    def body() -> Iterator[bytes]:
+        try:
+            header = SnapshotHeader(
+                stream=stream, cursor=cursor, after=after, generated_at=utcnow()
+            )  # type: ignore[arg-type]
+            buf = [snapshot_line(header)]
+            size = len(buf[0])
+            rows = 0
+            for line in snapshot_lines(db, conn, stream, dev.store_id, after):
+                buf.append(line)
+                buf.append("\n")
+                size += len(line) + 1
+                rows += 1
+                if size >= chunk_bytes:
+                    yield "".join(buf).encode("utf-8")
+                    buf, size = [], 0
+            buf.append(snapshot_line(SnapshotEnd(rows=rows)))
+            yield "".join(buf).encode("utf-8")
+        finally:
+            cm.__exit__(None, None, None)
+
+    return body()
+
+
+def status(db: Database, dev: DeviceAuth, *, now: datetime | None = None) -> DeviceStatus:
+    with db.read() as conn:
+        last = conn.execute(
+            select(devices.c.last_applied_seq).where(devices.c.id == dev.pk)
+        ).scalar_one()
+        h = heads(conn)
+    return DeviceStatus(
+        store_id=dev.store_id,
+        device_id=dev.device_id,
+        last_applied_seq=int(last),
+        heads={s: h[s][0] for s in STREAMS},  # type: ignore[misc]
+        server_time=now or utcnow(),
+    )
+
+
+def reconciliation(
+    db: Database,
+    dev: DeviceAuth,
+    business_day: date,
+    *,
+    after: str | None = None,
+    limit: int = 5000,
+    now: datetime | None = None,
+) -> ReconciliationResponse:
+    """HQ's figures for the calling store's business day (sales, payments per method) and one
+    page of on-hand per SKU (SKUs with any movement at the store), in one consistent read."""
+    day = business_day.isoformat()
+    with db.read(snapshot=True) as conn:
+        count, total, tax = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(sales.c.total), 0),
+                func.coalesce(func.sum(sales.c.tax_total), 0),
+            ).where(sales.c.store_id == dev.store_id, sales.c.business_day == day)
+        ).one()
+        by_method = {
+            r.method: MethodTotal(count=int(r.n), amount=int(r.amount))
+            for r in conn.execute(
+                select(
+                    payments.c.method,
+                    func.count().label("n"),
+                    func.coalesce(func.sum(payments.c.amount), 0).label("amount"),
+                )
+                .where(payments.c.store_id == dev.store_id, payments.c.business_day == day)
+                .group_by(payments.c.method)
+            )
+        }
+        q = select(stock_on_hand.c.sku, stock_on_hand.c.on_hand).where(
+            stock_on_hand.c.store_id == dev.store_id
+        )
+        if after is not None:
+            q = q.where(stock_on_hand.c.sku > after)
+        rows = list(conn.execute(q.order_by(stock_on_hand.c.sku).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        devs = list(
+            conn.execute(
+                select(devices.c.id, devices.c.device_id, devices.c.last_applied_seq)
+                .where(devices.c.store_id == dev.store_id)
+                .order_by(devices.c.device_id)
+            )
+        )
+        held = conn.execute(
+            select(func.count()).where(quarantine.c.store_id == dev.store_id)
+        ).scalar_one()
+    mine = next(int(d.last_applied_seq) for d in devs if d.id == dev.pk)
+    return ReconciliationResponse(
+        store_id=dev.store_id,
+        business_day=business_day,
+        sales=SalesSummary(
+            count=int(count), total=int(total), tax_total=int(tax), by_method=by_method
+        ),
+        on_hand=[OnHand(sku=r.sku, on_hand=int(r.on_hand)) for r in rows],
+        next_after=rows[-1].sku if more and rows else None,
+        device_id=dev.device_id,
+        last_applied_seq=mine,
+        devices=[
+            DeviceSeq(device_id=d.device_id, last_applied_seq=int(d.last_applied_seq)) for d in devs
+        ],
+        quarantined=int(held),
+        server_time=now or utcnow(),
+    )
