@@ -153,8 +153,8 @@ def seed_catalog(db: Database, skus: list[str], price: int = 1000) -> None:
         db,
         [
             admin.CatalogItem(
-                sku=s, name=f"商品 {s}", tax_rate_bp=1300, barcodes=(f"69{i:011d}",), price=price
+                sku=s, name=f"商品 {s}", tax_rate_bp=1300, barcodes=(f"code-{s}",), price=price
             )
-            for i, s in enumerate(skus)
+            for s in skus
         ],
     )
