@@ -31,6 +31,7 @@ from hq.db import (
     utcnow,
 )
 from hq.errors import AdminError
+from hq.gtin import barcode_key
 from sync.protocol import CLOCK_SKEW_LIMIT_S, CatalogRow, PriceRow
 
 TOKEN_PREFIX = "hqt_"
@@ -196,7 +197,7 @@ def upsert_catalog(
     with db.write() as conn:
         writer = ChangeWriter(db, conn)
         writer.lock("catalog", "prices")
-        codes = [c for i in items for c in i.barcodes]
+        codes = [barcode_key(c) for i in items for c in i.barcodes]
         owner: dict[str, str] = {}
         for chunk in _chunks(codes, 5000):
             owner.update(
@@ -211,7 +212,7 @@ def upsert_catalog(
             clash = next(
                 (
                     c
-                    for c in item.barcodes
+                    for c in map(barcode_key, item.barcodes)
                     if owner.get(c, item.sku) != item.sku or claimed.get(c, item.sku) != item.sku
                 ),
                 None,
@@ -224,7 +225,7 @@ def upsert_catalog(
                 )
                 continue
             for c in item.barcodes:
-                claimed[c] = item.sku
+                claimed[barcode_key(c)] = item.sku
             good.append(item)
         if not good:
             return problems
@@ -240,7 +241,13 @@ def upsert_catalog(
         )
         for chunk in _chunks(good_skus, 5000):
             conn.execute(delete(barcodes).where(barcodes.c.sku.in_(chunk)))
-        code_rows = [{"code": c, "sku": i.sku} for i in good for c in dict.fromkeys(i.barcodes)]
+        code_rows = list(
+            {
+                barcode_key(c): {"code": barcode_key(c), "sku": i.sku, "raw": c.strip()}
+                for i in good
+                for c in i.barcodes
+            }.values()
+        )
         if code_rows:
             conn.execute(barcodes.insert(), code_rows)
         priced = [i for i in good if i.price is not None]
@@ -252,7 +259,10 @@ def upsert_catalog(
         )
         for i in good:
             row = CatalogRow(
-                sku=i.sku, name=i.name, tax_rate_bp=i.tax_rate_bp, barcodes=sorted(set(i.barcodes))
+                sku=i.sku,
+                name=i.name,
+                tax_rate_bp=i.tax_rate_bp,
+                barcodes=sorted({c.strip() for c in i.barcodes}),
             )
             writer.upsert("catalog", i.sku, row.to_dict())
         for i in priced:

@@ -200,8 +200,8 @@ _SQLITE_SNAPSHOT = {
     "catalog": """
         SELECT p.sku AS k, json_object('key', p.sku, 'row', json_object(
             'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
-            'barcodes', json((SELECT json_group_array(code) FROM
-                (SELECT code FROM barcodes b WHERE b.sku = p.sku ORDER BY code))),
+            'barcodes', json((SELECT json_group_array(raw) FROM
+                (SELECT raw FROM barcodes b WHERE b.sku = p.sku ORDER BY raw))),
             'active', json('true'))) AS line
         FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
     "prices": """
@@ -213,7 +213,7 @@ _PG_SNAPSHOT = {
     "catalog": """
         SELECT p.sku AS k, json_build_object('key', p.sku, 'row', json_build_object(
             'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
-            'barcodes', COALESCE((SELECT json_agg(b.code ORDER BY b.code) FROM barcodes b
+            'barcodes', COALESCE((SELECT json_agg(b.raw ORDER BY b.raw) FROM barcodes b
                                   WHERE b.sku = p.sku), '[]'::json),
             'active', true))::text AS line
         FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
