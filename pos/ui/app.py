@@ -1,0 +1,260 @@
+"""The till application: one factory builds it from its settings.
+
+The app owns the open store and the sale service, routes every scan (wedge burst, typed, camera)
+to the screen in front, and feeds the status bar. The wedge detector sits in front of Textual's
+own key handling, so a scanner's burst is one scan wherever the focus is."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.timer import Timer
+
+from pos.store import outbox
+from pos.store.errors import StoreError
+from pos.ui.messages import (
+    CameraState,
+    CameraStatusChanged,
+    SaleCompleted,
+    ScanReceived,
+    SyncStatusChanged,
+)
+from pos.ui.sale import SaleScreen
+from pos.ui.scan_routing import ScanIntent, interpret
+from pos.ui.wedge import DEFAULT_MIN_CHARS, Scan, WedgeBuffer
+from pos.ui.widgets import ScanField
+
+if TYPE_CHECKING:
+    from pos.services.sale import SaleService
+    from pos.store.db import Store
+
+ENTER_KEYS = frozenset({"enter", "ctrl+m", "ctrl+j"})
+READY_MARKER = b"pos: ready to scan\n"
+
+
+@dataclass(frozen=True)
+class PosSettings:
+    """Everything the till is started with. `pos run`, `pos demo`, tests and benchmarks all
+    build the app from one of these."""
+
+    db_path: Path
+    create: bool = False  # open only an existing store unless asked to create one
+    currency: str = "CNY"
+    wedge_gap_ms: float = 30.0  # keys this close together, ending with Enter, are a scan; 0 = off
+    wedge_min_chars: int = DEFAULT_MIN_CHARS
+    outbox_refresh_s: float = 5.0
+    camera: str | None = None  # camera spec (index, device, video file); None: the store's setting
+    exit_when_ready: bool = False  # benchmarks: write READY_MARKER to stdout and quit when ready
+    clock: Callable[[], datetime] | None = None  # the services' clock; tests pass a fixed one
+
+
+class ScanTarget(Protocol):
+    def accept_scan(self, scan: ScanIntent) -> None: ...
+
+
+class PosApp(App[int]):
+    CSS_PATH = "pos.tcss"
+    TITLE = "Store POS"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Close till", show=False, priority=True),
+        Binding("f9", "toggle_camera", "Camera", show=False),
+    ]
+
+    def __init__(self, settings: PosSettings, store: Store, service: SaleService) -> None:
+        super().__init__()
+        self.settings = settings
+        self.store = store
+        self.service = service
+        self.wedge: WedgeBuffer[events.Key] | None = (
+            WedgeBuffer(settings.wedge_gap_ms / 1000, settings.wedge_min_chars)
+            if settings.wedge_gap_ms > 0
+            else None
+        )
+        self._wedge_timer: Timer | None = None
+        self.sale_screen: SaleScreen | None = None
+        self.camera_on = False
+
+    # -- start and stop -------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        identity = self.store.identity
+        self.sale_screen = SaleScreen(
+            self.service,
+            store_id=identity.store_id,
+            device_id=identity.device_id,
+            timezone=identity.timezone,
+            currency=self.settings.currency,
+        )
+        self.push_screen(self.sale_screen)
+        self.set_interval(self.settings.outbox_refresh_s, self.refresh_outbox)
+        self.call_after_refresh(self._announce_ready)
+
+    def _announce_ready(self) -> None:
+        """The scan field is on screen and focused: a scan now lands in the cart."""
+        self.refresh_outbox()
+        if self.settings.camera and not self.settings.exit_when_ready:
+            self.action_toggle_camera()
+        if self.settings.exit_when_ready:
+            os.write(1, READY_MARKER)  # stdout: Textual draws on stderr
+            self.exit(0)
+
+    def on_unmount(self) -> None:
+        if self.camera_on:
+            from pos.ui.camera import stop_camera
+
+            stop_camera(self)
+        self.store.close()
+
+    def camera_spec(self) -> str | None:
+        if self.settings.camera:
+            return self.settings.camera
+        try:
+            return self.store.get_config("camera")
+        except StoreError:
+            return None
+
+    def action_toggle_camera(self) -> None:
+        """Start or stop reading codes with the camera (loaded only when first used: it pulls
+        in OpenCV and ZBar, which the till does not need to start)."""
+        from pos.ui.camera import start_camera, stop_camera
+
+        if self.camera_on:
+            stop_camera(self)
+            self.camera_on = False
+            self.post_message(CameraStatusChanged(CameraState("off")))
+            return
+        spec = self.camera_spec()
+        if not spec:
+            self.notify(
+                "No camera is set up for this till. Start it with --camera 0 (or a device).",
+                severity="warning",
+            )
+            return
+        start_camera(self, spec)
+        self.camera_on = True
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        screen = self.sale_screen
+        if screen is not None and not screen.cart.is_empty:
+            self.notify(
+                "A sale is open. Take the payment (F2) or cancel it (Esc) before closing the till.",
+                severity="warning",
+            )
+            return
+        self.exit(0)
+
+    # -- the wedge scanner ----------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        if self.wedge is not None and isinstance(event, events.Key) and not event.is_forwarded:
+            await self._wedge_key(event, self.wedge)
+            return
+        await super().on_event(event)
+
+    async def _wedge_key(self, event: events.Key, wedge: WedgeBuffer[events.Key]) -> None:
+        if event.is_printable and event.character is not None and len(event.character) == 1:
+            await self._deliver(wedge.push(event.character, event.time, event))
+            self._arm_wedge_timer()
+            return
+        if event.key in ENTER_KEYS and wedge.holding:
+            result = wedge.enter(event.time)
+            if isinstance(result, Scan):
+                self._burst_scanned(result.text)
+                return
+            await self._deliver(result.items)
+        else:
+            await self._deliver(wedge.flush())
+        await super().on_event(event)
+
+    async def _deliver(self, keys: tuple[events.Key, ...]) -> None:
+        """Hand held keys to Textual's normal key handling, in the order they were typed."""
+        for key in keys:
+            await super().on_event(key)
+
+    def _arm_wedge_timer(self) -> None:
+        if self._wedge_timer is None and self.wedge is not None:
+            self._wedge_timer = self.set_timer(self.wedge.max_gap * 1.5, self._wedge_expired)
+
+    async def _wedge_expired(self) -> None:
+        self._wedge_timer = None
+        wedge = self.wedge
+        if wedge is None:
+            return
+        # event times are Textual's monotonic clock, time.monotonic on the platforms we run on
+        await self._deliver(wedge.expire(time.monotonic()))
+        if wedge.holding:
+            self._arm_wedge_timer()
+
+    def _burst_scanned(self, text: str) -> None:
+        focused = self.focused
+        if isinstance(focused, ScanField):
+            focused.clear()  # whatever was typed by hand before the scan is superseded by it
+        self.post_message(ScanReceived(text, "wedge"))
+
+    # -- every scan, whatever its source, is routed here -----------------------------------------
+    def on_scan_received(self, message: ScanReceived) -> None:
+        message.stop()
+        scan = interpret(message.text, message.source, message.scan)
+        target = self.screen
+        accept = getattr(target, "accept_scan", None)
+        if accept is None:
+            self.notify(
+                "Finish or close this window before scanning. The code was not used.",
+                severity="warning",
+            )
+            return
+        accept(scan)
+
+    # -- status bar feeds -----------------------------------------------------------------------
+    def on_camera_status_changed(self, message: CameraStatusChanged) -> None:
+        if self.sale_screen is not None:
+            self.sale_screen.status_update(camera=message.status)
+
+    def on_sync_status_changed(self, message: SyncStatusChanged) -> None:
+        if self.sale_screen is not None:
+            self.sale_screen.status_update(sync=message.status)
+        self.refresh_outbox()
+
+    def on_sale_completed(self, message: SaleCompleted) -> None:
+        self.refresh_outbox()
+
+    def refresh_outbox(self) -> None:
+        if self.sale_screen is None or not self.sale_screen.is_mounted:
+            return
+        try:
+            pending = outbox.depth(self.store.db)
+        except StoreError:
+            pending = None  # shown as "outbox ?"; the sale path reports store failures itself
+        self.sale_screen.status_update(outbox_pending=pending)
+
+
+def default_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(settings: PosSettings, *, store: Store | None = None) -> PosApp:
+    """Open the store (unless given one) and build the till on it.
+
+    Raises the store's errors (StoreCorruptError, StoreLockedError, ...) before any screen is
+    drawn, so the command line can report them plainly."""
+    from pos.services.sale import SaleService
+    from pos.store.db import open_store
+
+    own = store is None
+    if store is None:
+        store = open_store(settings.db_path, create=settings.create)
+    try:
+        service = SaleService(store, clock=settings.clock or default_clock)
+        return PosApp(settings, store, service)
+    except BaseException:
+        if own:
+            store.close()
+        raise
