@@ -187,9 +187,13 @@ class PaymentModal(ModalScreen[tuple[Payment, ...] | None]):
         remaining = self.remaining
         try:
             typed = parse_amount(amount_field.value or "0")
-        except DomainError as exc:
-            self._hint(f"{exc}. Type an amount like 12.50.", error=True)
-            amount_field.focus()
+        except DomainError:
+            self._hint(
+                f"“{amount_field.value}” is not an amount: type it like 12.50 "
+                "(at most 2 decimals).",
+                error=True,
+            )
+            self._offer_amount(remaining)
             return
         if typed == 0:
             self._hint("Enter an amount above zero.", error=True)
