@@ -38,6 +38,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -401,6 +402,79 @@ class Database:
             return
         set_ = {c: (table.c[c] + ins.excluded[c]) if c in add else ins.excluded[c] for c in cols}
         conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))
+
+    def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert many rows in the caller's transaction: COPY on PostgreSQL (one round trip,
+        no per-row statement), ``executemany`` on SQLite (a C loop over one prepared
+        statement). Rows must all have the same keys."""
+        if not rows:
+            return
+        if self.is_sqlite:
+            conn.execute(table.insert(), list(rows))
+            return
+        cols = list(rows[0])
+        names = ", ".join(f'"{c}"' for c in cols)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in cols))
+
+    def add_to_counters(
+        self,
+        conn: Connection,
+        table: Table,
+        keys: dict[str, Any],
+        column: str,
+        deltas: dict[str, int],
+        key_column: str,
+    ) -> None:
+        """``column += delta`` per ``key_column`` value (rows created at the delta when
+        missing), with the fixed ``keys`` (e.g. the store) on every row, in key order so that
+        concurrent writers lock rows in the same order."""
+        if not deltas:
+            return
+        items = sorted(deltas.items())
+        if self.is_sqlite:
+            self.upsert(
+                conn,
+                table,
+                [{**keys, key_column: k, column: d} for k, d in items],
+                [*keys, key_column],
+                add=[column],
+            )
+            return
+        fixed = ", ".join(f":{k}" for k in keys)
+        cols = ", ".join(f'"{c}"' for c in [*keys, key_column, column])
+        conflict = ", ".join(f'"{c}"' for c in [*keys, key_column])
+        conn.execute(
+            text(
+                f'INSERT INTO "{table.name}" ({cols}) '
+                f"SELECT {fixed}, k, d FROM unnest(CAST(:ks AS text[]), CAST(:ds AS bigint[])) AS u(k, d) "
+                f'ON CONFLICT ({conflict}) DO UPDATE SET "{column}" = "{table.name}"."{column}" + excluded."{column}"'
+            ),
+            {**keys, "ks": [k for k, _ in items], "ds": [d for _, d in items]},
+        )
+
+    def existing(self, conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
+        """Which of ``values`` are present in ``column`` (one array parameter on PostgreSQL,
+        so the statement text does not change with the number of values)."""
+        if not values:
+            return set()
+        if not self.is_sqlite:
+            table = column.table.name
+            rows = conn.execute(
+                text(
+                    f'SELECT "{column.name}" FROM "{table}" WHERE "{column.name}" = ANY(CAST(:vs AS text[]))'
+                ),
+                {"vs": list(values)},
+            )
+            return {r[0] for r in rows}
+        found: set[str] = set()
+        for i in range(0, len(values), 500):
+            chunk = values[i : i + 500]
+            found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))
+        return found
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:

@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
@@ -288,10 +288,10 @@ def push(
         new_rows: list[dict[str, Any]] = []
         fx = Effects()
         if fresh:
-            decided = _decide(conn, dev, fresh)
+            decided = _decide(db, conn, dev, fresh)
             for f in decided:
                 handler = HANDLERS.get(f.env.type)
-                status = "rejected" if f.reason else "applied"
+                status: Literal["applied", "rejected"] = "rejected" if f.reason else "applied"
                 if f.reason is None and handler is not None:
                     handler.apply(f.model, dev, str(f.env.event_id), f.env.type, now, fx)
                 new_rows.append(
@@ -314,29 +314,18 @@ def push(
                 results.append(
                     PushResult(
                         event_id=f.env.event_id, seq=f.env.seq, status=status, reason=f.reason
-                    )  # type: ignore[arg-type]
+                    )
                 )
-            conn.execute(events.insert(), new_rows)
+            db.bulk_insert(conn, events, new_rows)
             last = fresh[-1].seq
-        if quarantined:
-            conn.execute(quarantine.insert(), quarantined)
-        if fx.sales:
-            conn.execute(sales.insert(), fx.sales)
-        if fx.payments:
-            conn.execute(payments.insert(), fx.payments)
-        if fx.ledger:
-            conn.execute(stock_ledger.insert(), fx.ledger)
-            db.upsert(
-                conn,
-                stock_on_hand,
-                # sorted: two tills of one store pushing at once lock rows in the same order
-                [
-                    {"store_id": dev.store_id, "sku": s, "on_hand": d}
-                    for s, d in sorted(fx.on_hand.items())
-                ],
-                ["store_id", "sku"],
-                add=["on_hand"],
-            )
+        db.bulk_insert(conn, quarantine, quarantined)
+        db.bulk_insert(conn, sales, fx.sales)
+        db.bulk_insert(conn, payments, fx.payments)
+        db.bulk_insert(conn, stock_ledger, fx.ledger)
+        # in SKU order: two tills of one store pushing at once lock rows in the same order
+        db.add_to_counters(
+            conn, stock_on_hand, {"store_id": dev.store_id}, "on_hand", fx.on_hand, "sku"
+        )
         pending = None if req.pending is None else max(0, req.pending - len(results))
         conn.execute(
             update(devices)
@@ -418,11 +407,13 @@ def _answer_duplicates(
     return out
 
 
-def _decide(conn: Connection, dev: DeviceAuth, fresh: list[EventEnvelope]) -> list[_Fresh]:
+def _decide(
+    db: Database, conn: Connection, dev: DeviceAuth, fresh: list[EventEnvelope]
+) -> list[_Fresh]:
     """Validate each new event and check every unique key it uses (event, sale, movement ids,
     SKUs) against HQ and against the events before it in the same batch."""
     ids = [str(e.event_id) for e in fresh]
-    known_ids = _existing(conn, events.c.event_id, ids)
+    known_ids = db.existing(conn, events.c.event_id, ids)
     seen: set[str] = set()
     decided: list[_Fresh] = []
     for e in fresh:
@@ -450,9 +441,9 @@ def _decide(conn: Connection, dev: DeviceAuth, fresh: list[EventEnvelope]) -> li
     skus = {s for f in valid for s in HANDLERS[f.env.type].skus(f.model)}
     mids = [str(m) for f in valid for m in HANDLERS[f.env.type].movement_ids(f.model)]
     sids = [str(s) for f in valid for s in HANDLERS[f.env.type].sale_ids(f.model)]
-    known_skus = _existing(conn, products.c.sku, sorted(skus))
-    used_mids = _existing(conn, stock_ledger.c.movement_id, mids)
-    used_sales = _existing(conn, sales.c.sale_id, sids)
+    known_skus = db.existing(conn, products.c.sku, sorted(skus))
+    used_mids = db.existing(conn, stock_ledger.c.movement_id, mids)
+    used_sales = db.existing(conn, sales.c.sale_id, sids)
     for f in valid:
         h = HANDLERS[f.env.type]
         if h.names_store and (
@@ -483,18 +474,11 @@ def _decide(conn: Connection, dev: DeviceAuth, fresh: list[EventEnvelope]) -> li
     return decided
 
 
-def _existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(values), 2000):
-        chunk = values[i : i + 2000]
-        if chunk:
-            found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))
-    return found
-
-
 def _payload_text(payload: dict[str, Any]) -> str:
     try:
-        return canonical_json(payload)
+        # the payload came from JSON, so only JSON types are in it; a float (which a till
+        # never writes) is refused by the typed payload models rather than walked for here
+        return canonical_json(payload, check_floats=False)
     except TypeError:  # floats or the like: keep it readable for the quarantine
         return json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
 

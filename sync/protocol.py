@@ -94,12 +94,15 @@ Stream = Literal["catalog", "prices", "config"]
 # canonical JSON and the payload hash
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: Any, *, check_floats: bool = True) -> str:
     """One spelling per value: sorted keys, no spaces, UTF-8 kept as is.
 
     Floats are refused (TypeError): money and quantities are integers everywhere, and a float
-    has more than one spelling."""
-    _refuse_floats(value)
+    has more than one spelling. A receiver re-hashing a payload it parsed from JSON may skip the
+    walk that looks for them (``check_floats=False``) and refuse floats where its typed models
+    read the payload."""
+    if check_floats:
+        _refuse_floats(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_refuse
     )
