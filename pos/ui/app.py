@@ -53,6 +53,7 @@ class PosSettings:
     wedge_min_chars: int = DEFAULT_MIN_CHARS
     outbox_refresh_s: float = 5.0
     camera: str | None = None  # camera spec (index, device, video file); None: the store's setting
+    welcome: str | None = None  # shown once the till is ready (the demo's codes to try)
     exit_when_ready: bool = False  # benchmarks: write READY_MARKER to stdout and quit when ready
     clock: Callable[[], datetime] | None = None  # the services' clock; tests pass a fixed one
 
@@ -101,6 +102,8 @@ class PosApp(App[int]):
     def _announce_ready(self) -> None:
         """The scan field is on screen and focused: a scan now lands in the cart."""
         self.refresh_outbox()
+        if self.settings.welcome:
+            self.notify(self.settings.welcome, title="Welcome", timeout=15)
         if self.settings.camera and not self.settings.exit_when_ready:
             self.action_toggle_camera()
         if self.settings.exit_when_ready:

@@ -107,25 +107,29 @@ def format_receipt(
 
 
 class ReceiptModal(ModalScreen[None]):
-    """Shows the receipt of the sale just committed; Enter or Esc starts the next sale."""
+    """Shows the receipt of the sale just committed; Enter or Esc starts the next sale.
+
+    The line a cashier needs first (total, change due) stays above the scrolling receipt."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "close", "Next customer"),
         Binding("escape", "close", "Next customer", show=False),
     ]
 
-    def __init__(self, text: str, change_due: str | None = None) -> None:
+    def __init__(self, text: str, summary: str) -> None:
         super().__init__()
         self.text = text
-        self.change_due = change_due
+        self.summary = summary
 
     def compose(self) -> ComposeResult:
         with Vertical(id="receipt-box"):
-            if self.change_due:
-                yield Static(f"Change due: {self.change_due}", id="receipt-change")
+            yield Static(self.summary, id="receipt-summary", markup=False)
             with VerticalScroll(id="receipt-scroll"):
                 yield Static(self.text, id="receipt-text", markup=False)
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#receipt-scroll", VerticalScroll).focus()  # arrows scroll a long one
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -290,8 +290,11 @@ class SaleScreen(Screen[None]):
         self._set_cart(Cart())
         self.guide_id = None
         self.post_message(SaleCompleted(receipt))
-        change = format_amount(receipt.change_due, self.currency) if receipt.change_due else None
-        self.app.push_screen(ReceiptModal(text, change_due=change))
+        summary = (
+            f"Sale {receipt.sale_no} saved, total {format_amount(receipt.total, self.currency)}\n"
+            f"Change due: {format_amount(receipt.change_due, self.currency)}"
+        )
+        self.app.push_screen(ReceiptModal(text, summary))
 
     def status_update(self, **values: Any) -> None:
         """Feed the status bar (used by the app for sync, outbox and camera news)."""
