@@ -241,12 +241,13 @@ class BulkLoad:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while loading
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA threads = 2")  # index sorts may use a helper thread
         conn.execute("BEGIN IMMEDIATE")
         try:
             for name in ("products_fts_ai", "products_fts_ad", "products_fts_au"):
                 conn.execute(f"DROP TRIGGER IF EXISTS {name}")
             conn.execute("DROP TRIGGER IF EXISTS stock_ledger_on_hand")
-            for statement in schema.CATALOG_INDEXES + schema.LEDGER_INDEXES:
+            for statement in schema.CATALOG_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {_index_name(statement)}")
             if self.replace:
                 conn.execute("DELETE FROM barcodes")
@@ -290,7 +291,7 @@ class BulkLoad:
         try:
             self.timings["rows_s"] = time.perf_counter() - self._started
             mark = time.perf_counter()
-            for statement in schema.CATALOG_INDEXES + schema.LEDGER_INDEXES:
+            for statement in schema.CATALOG_INDEXES:
                 conn.execute(statement)
             self.timings["indexes_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
@@ -331,6 +332,7 @@ class BulkLoad:
             return
         conn.execute("PRAGMA cache_size = -2000")
         conn.execute("PRAGMA temp_store = DEFAULT")
+        conn.execute("PRAGMA threads = 0")
         conn.execute("PRAGMA synchronous = FULL")
         if self._journal_changed:
             conn.execute("PRAGMA journal_mode = WAL")

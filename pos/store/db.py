@@ -243,7 +243,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn: sqlite3.Connection | None = None
     try:
         # isolation_level=None: no implicit transactions; Store.transaction() says BEGIN/COMMIT.
-        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        # check_same_thread=False only so that a catalogue bulk load can hand its inserts to a
+        # writer thread while this thread parses; the store is still used by one thread at a
+        # time (SQLite is built serialized here, so even a mistake would not corrupt memory).
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
         # The first statement reads the header: a non-database file fails here.
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":

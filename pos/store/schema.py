@@ -30,10 +30,9 @@ CATALOG_INDEXES = (
     "CREATE UNIQUE INDEX barcodes_code ON barcodes(code)",
     "CREATE INDEX barcodes_sku ON barcodes(sku)",
 )
-LEDGER_INDEXES = (
-    "CREATE UNIQUE INDEX stock_ledger_movement ON stock_ledger(movement_id)",
-    "CREATE INDEX stock_ledger_sku ON stock_ledger(sku, pos)",
-)
+# Kept live during bulk loads: a load's movement ids share one prefix and count up, so they
+# land together in the index instead of being scattered through it.
+LEDGER_INDEXES = ("CREATE UNIQUE INDEX stock_ledger_movement ON stock_ledger(movement_id)",)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the first schema
@@ -64,7 +63,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # detail=none keeps the index small and quick to build; substring search goes through
         # LIKE, which FTS5 answers from the trigram index and re-checks against the name.
         """CREATE VIRTUAL TABLE products_fts USING fts5(
-            name, content='products', content_rowid='id', tokenize='trigram', detail='none'
+            name, content='products', content_rowid='id', tokenize='trigram', detail='none',
+            columnsize=0
         )""",
         *FTS_TRIGGERS,
         *CATALOG_INDEXES,
