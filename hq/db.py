@@ -12,6 +12,7 @@ write transaction takes row locks explicitly (``SELECT ... FOR UPDATE``) where o
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -276,7 +277,8 @@ stock_ledger = Table(
     Column("reason", String(64), nullable=False),
     Column("event_id", String(36), nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
-    Index("ix_ledger_store_sku", "store_id", "sku"),
+    # no (store, sku) index: on-hand is read from stock_on_hand, and every index here is paid
+    # for by every sale line
 )
 
 stock_on_hand = Table(  # projection of stock_ledger, kept in the same transaction
@@ -329,6 +331,9 @@ class Database:
         else:
             raise ValueError(f"unsupported database: {self.url.split(':', 1)[0]}")
         self.dialect: str = self.engine.dialect.name
+        # SQLite has one writer at a time; waiting on a lock here is fair and wakes at once,
+        # where SQLite's busy handler polls with sleeps (long tails under many tills)
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @classmethod
     def from_env(cls, target: str | None = None) -> Database:
@@ -359,11 +364,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction. Database unreachable or busy -> :class:`Unavailable`."""
-        with translate_db_errors(), self.engine.connect() as conn:
+        with self._serialised(), translate_db_errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.info["begin"] = "BEGIN IMMEDIATE"
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            yield
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
@@ -414,8 +427,7 @@ class Database:
             return
         cols = list(rows[0])
         names = ", ".join(f'"{c}"' for c in cols)
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
+        raw: Any = conn.connection.dbapi_connection
         with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row(tuple(row[c] for c in cols))
