@@ -470,7 +470,7 @@ def _prepare(gray: np.ndarray) -> np.ndarray:
 
 
 def code_evidence(
-    gray: np.ndarray, *, thumb_width: int = 320, edge: float = 300.0
+    gray: np.ndarray, *, thumb_width: int = 480, edge: float = 300.0
 ) -> tuple[int, int, int, int] | None:
     """The region of a frame that looks like a code (a patch of dense, strong edges), or None.
 
@@ -497,9 +497,9 @@ def code_evidence(
         return None
     biggest = max(contours, key=cv2.contourArea)
     bx, by, bw, bh = cv2.boundingRect(biggest)
-    if cv2.contourArea(biggest) < 0.002 * small.shape[0] * small.shape[1] or min(bw, bh) < 6:
+    if cv2.contourArea(biggest) < 0.0008 * small.shape[0] * small.shape[1] or min(bw, bh) < 6:
         return None
-    pad = 6
+    pad = 4 + max(bw, bh) // 5  # keep the code's quiet zone in the patch
     x0 = max(0, int((bx - pad) / scale))
     y0 = max(0, int((by - pad) / scale))
     x1 = min(w, int((bx + bw + pad) / scale))

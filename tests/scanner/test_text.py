@@ -1,0 +1,41 @@
+"""Payload bytes to text: the cases where ZBar's own conversion gives a wrong text."""
+
+from __future__ import annotations
+
+import pytest
+
+from scanner.text import code39_full_ascii, decode_qr_bytes, escape_non_graphical
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("E+X+T+E+N+D+E+D /A%J/J/C", "Extended !?*#"),
+        ("A+A-1234", "Aa-1234"),
+        ("ABC123", "ABC123"),
+        ("$M$J", "\r\n"),
+        ("A/B+", "A/B+"),  # not a valid Full ASCII sequence: kept as printed
+        ("50%", "50%"),
+    ],
+)
+def test_code39_full_ascii(raw: str, text: str) -> None:
+    assert code39_full_ascii(raw) == text
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (b"http://x.org", "http://x.org"),
+        ("MECARD:N:測試;;".encode(), "MECARD:N:測試;;"),
+        ("[内側QRコード]".encode("shift_jis"), "[内側QRコード]"),
+        ("*ﾃﾞｻﾞｲﾝQR*".encode("shift_jis"), "*ﾃﾞｻﾞｲﾝQR*"),
+        ("Grüße aus Köln".encode("latin-1"), "Grüße aus Köln"),
+        (b"\xef\xbb\xbfBOM", "BOM"),
+    ],
+)
+def test_qr_bytes_in_the_encoding_they_fit(data: bytes, text: str) -> None:
+    assert decode_qr_bytes(data) == text
+
+
+def test_escape_non_graphical() -> None:
+    assert escape_non_graphical("a\r\nb\x1dc\x7f\x85") == "a<CR><LF>b<GS>c<DEL><U+85>"
