@@ -208,6 +208,7 @@ def main() -> None:
         "--concurrency", type=int, default=16, help="stores pushing at the same instant"
     )
     ap.add_argument("--dsn", default=DEFAULT_DSN)
+    ap.add_argument("--workers", type=int, default=1, help="HQ server processes")
     ap.add_argument("--quick", action="store_true", help="small run (10 stores x 60 sales)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -224,6 +225,8 @@ def main() -> None:
             "--dsn" if "://" in target else "--db",
             target,
             "serve",
+            "--workers",
+            str(args.workers),
             "--host",
             "127.0.0.1",
             "--port",
@@ -277,7 +280,7 @@ def main() -> None:
         lat = sorted(latencies)
         result = {
             "backend": args.backend,
-            "server": "uvicorn subprocess, 1 process, loopback",
+            "server": f"hq serve (uvicorn) subprocess, {args.workers} process(es), loopback",
             "stores": args.stores,
             "concurrency": min(args.concurrency, args.stores),
             "events": total_events,

@@ -247,3 +247,9 @@ def _errors(errors: Any) -> list[dict[str, Any]]:
         }
         for e in list(errors)[:20]
     ]
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` and ``hq serve --workers N``: the database comes
+    from ``HQ_DB`` (a SQLite path or a DSN)."""
+    return create_app(Database.from_env())

@@ -67,8 +67,9 @@ def init(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Run the HQ HTTP service (the sync API under /sync/v1)."""
     import uvicorn
 
@@ -76,6 +77,19 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     db = _db(ctx)
     db.create_schema()
+    if workers > 1:
+        # each worker process opens the database itself, from HQ_DB
+        os.environ["HQ_DB"] = db.url
+        db.dispose()
+        uvicorn.run(
+            "hq.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+        return
     uvicorn.run(create_app(db), host=host, port=port, log_level="info")
 
 

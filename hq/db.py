@@ -428,9 +428,11 @@ class Database:
         cols = list(rows[0])
         names = ", ".join(f'"{c}"' for c in cols)
         raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        sql = f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)'
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            copy.set_types([_pg_type(table.c[c].type) for c in cols])
             for row in rows:
-                copy.write_row(tuple(row[c] for c in cols))
+                copy.write_row([row[c] for c in cols])
 
     def add_to_counters(
         self,
@@ -487,6 +489,23 @@ class Database:
             chunk = values[i : i + 500]
             found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))
         return found
+
+
+def _pg_type(sa_type: Any) -> str:
+    """The PostgreSQL type name binary COPY needs for a column of this schema."""
+    if isinstance(sa_type, UTCDateTime | DateTime):
+        return "timestamptz"
+    if isinstance(sa_type, Boolean):
+        return "bool"
+    if isinstance(sa_type, BigInteger):
+        return "int8"
+    if isinstance(sa_type, Integer):
+        return "int4"
+    if isinstance(sa_type, Float):
+        return "float8"
+    if isinstance(sa_type, String | Text):
+        return "text"
+    raise TypeError(f"no COPY type for {sa_type!r}")
 
 
 def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
