@@ -156,7 +156,8 @@ def _rotated(base: str, angle: float) -> Callable[[_Work], tuple[np.ndarray, np.
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     a = np.vstack([outer, [0, 0, 1]])
     b = np.vstack([inner, [0, 0, 1]])
-    return (a @ b)[:2]
+    out: np.ndarray = (a @ b)[:2]
+    return out
 
 
 _RECIPES: dict[str, Callable[[_Work], tuple[np.ndarray, np.ndarray]]] = {
@@ -455,7 +456,7 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         else:
             image = image[:, :, 0]
     if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)  # type: ignore[call-overload]
     return image
 
 
@@ -491,7 +492,7 @@ def code_evidence(
         return None
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 7))
     blobs = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, kernel)
-    blobs = cv2.erode(blobs, None, iterations=1)
+    blobs = cv2.erode(blobs, kernel[:3, :3], iterations=1)
     contours, _ = cv2.findContours(blobs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None

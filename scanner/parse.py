@@ -18,7 +18,7 @@ of such a length is not mistaken for a GTIN."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -187,8 +187,10 @@ def _valid_gtin(code: str) -> Gtin:
         raise ScanRejected(code, f"not a valid barcode number ({exc})") from exc
 
 
-def _ean(code: str, symbology: str | None, event: Any, settings: ParseSettings) -> ScanEvent:
-    if symbology == "UPC-E" or (
+def _ean(
+    code: str, symbology: str | None, event: Callable[..., ScanEvent], settings: ParseSettings
+) -> ScanEvent:
+    if (symbology == "UPC-E" and len(code) in (6, 7, 8)) or (
         symbology is None and len(code) == 8 and code[0] in "01" and _upce_only(code)
     ):
         try:
@@ -244,7 +246,7 @@ def _gs1_message(text: str, *, gs1: bool) -> GS1Message | None:
     return None
 
 
-def _gs1_event(message: GS1Message, event: Any) -> ScanEvent:
+def _gs1_event(message: GS1Message, event: Callable[..., ScanEvent]) -> ScanEvent:
     ai: dict[str, str] = {}
     fields: dict[str, Any] = {}
     for element in message.element_strings:

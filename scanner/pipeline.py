@@ -96,7 +96,9 @@ class ScanPipeline:
                 if now - last_status >= self.status_every:
                     last_status = now
                     self._status(SourceStatus("reading", fps=round(self.fps, 1)))
-                by_key = {(r.symbology, r.text): r for r in readings}
+                by_key: dict[tuple[str | None, str], Reading] = {
+                    (r.symbology, r.text): r for r in readings
+                }
                 for key in self.debouncer.feed(by_key):
                     event = self._event(by_key[key], source_kind)
                     if event is not None:

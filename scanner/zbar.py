@@ -96,7 +96,7 @@ class ZBarScanner:
         try:
             zw.zbar_image_set_format(image, _Y800)
             zw.zbar_image_set_size(image, width, height)
-            zw.zbar_image_set_data(image, cast(buf, c_void_p), len(buf), None)
+            zw.zbar_image_set_data(image, cast(buf, c_void_p), len(buf), None)  # type: ignore[arg-type]
             if zw.zbar_scan_image(self._scanner, image) < 0:
                 raise ValueError("ZBar refused the image")
             found = []
