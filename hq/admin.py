@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
-from hq.changelog import ChangeWriter, staff_key, staff_value
+from hq.changelog import ChangeWriter, row_json, staff_key, staff_value
 from hq.db import (
     Database,
     barcodes,
@@ -184,6 +184,16 @@ class ImportProblem:
     message: str
 
 
+def catalog_row(item: CatalogItem) -> dict[str, Any]:
+    """The catalog stream's row of a product (change log and snapshot alike)."""
+    return CatalogRow(
+        sku=item.sku,
+        name=item.name,
+        tax_rate_bp=item.tax_rate_bp,
+        barcodes=sorted({c.strip() for c in item.barcodes}),
+    ).to_dict()
+
+
 def upsert_catalog(
     db: Database, items: Sequence[CatalogItem], *, lines: Sequence[int] | None = None
 ) -> list[ImportProblem]:
@@ -197,7 +207,7 @@ def upsert_catalog(
     with db.write() as conn:
         writer = ChangeWriter(db, conn)
         writer.lock("catalog", "prices")
-        codes = [barcode_key(c) for i in items for c in i.barcodes]
+        codes = sorted({barcode_key(c) for i in items for c in i.barcodes})
         owner: dict[str, str] = {}
         for chunk in _chunks(codes, 5000):
             owner.update(
@@ -208,7 +218,12 @@ def upsert_catalog(
             )
         good: list[CatalogItem] = []
         claimed: dict[str, str] = {}
+        seen: set[str] = set()
         for n, item in zip(line_of, items, strict=True):
+            if item.sku in seen:
+                problems.append(ImportProblem(n, item.sku, f"sku {item.sku} given twice"))
+                continue
+            seen.add(item.sku)
             clash = next(
                 (
                     c
@@ -229,17 +244,28 @@ def upsert_catalog(
             good.append(item)
         if not good:
             return problems
-        good_skus = [i.sku for i in good]
-        db.upsert(
-            conn,
-            products,
-            [
-                {"sku": i.sku, "name": i.name, "tax_rate_bp": i.tax_rate_bp, "active": True}
-                for i in good
-            ],
-            ["sku"],
-        )
-        for chunk in _chunks(good_skus, 5000):
+        known = db.existing(conn, products.c.sku, [i.sku for i in good])
+        fresh = [i for i in good if i.sku not in known]
+        again = [i for i in good if i.sku in known]
+
+        rows = {i.sku: catalog_row(i) for i in good}
+
+        def product(i: CatalogItem) -> dict[str, Any]:
+            return {
+                "sku": i.sku,
+                "name": i.name,
+                "tax_rate_bp": i.tax_rate_bp,
+                "active": True,
+                "row": row_json(rows[i.sku]),
+            }
+
+        def price(i: CatalogItem) -> dict[str, Any]:
+            return {"sku": i.sku, "price": i.price, "currency": i.currency}
+
+        # new SKUs (all of them in a first import) go in with COPY; known ones are updated
+        db.bulk_insert(conn, products, [product(i) for i in fresh])
+        db.upsert(conn, products, [product(i) for i in again], ["sku"])
+        for chunk in _chunks([i.sku for i in again], 5000):
             conn.execute(delete(barcodes).where(barcodes.c.sku.in_(chunk)))
         code_rows = list(
             {
@@ -248,23 +274,13 @@ def upsert_catalog(
                 for c in i.barcodes
             }.values()
         )
-        if code_rows:
-            conn.execute(barcodes.insert(), code_rows)
+        db.bulk_insert(conn, barcodes, code_rows)
         priced = [i for i in good if i.price is not None]
-        db.upsert(
-            conn,
-            prices,
-            [{"sku": i.sku, "price": i.price, "currency": i.currency} for i in priced],
-            ["sku"],
-        )
+        priced_known = db.existing(conn, prices.c.sku, [i.sku for i in priced])
+        db.bulk_insert(conn, prices, [price(i) for i in priced if i.sku not in priced_known])
+        db.upsert(conn, prices, [price(i) for i in priced if i.sku in priced_known], ["sku"])
         for i in good:
-            row = CatalogRow(
-                sku=i.sku,
-                name=i.name,
-                tax_rate_bp=i.tax_rate_bp,
-                barcodes=sorted({c.strip() for c in i.barcodes}),
-            )
-            writer.upsert("catalog", i.sku, row.to_dict())
+            writer.upsert("catalog", i.sku, rows[i.sku])
         for i in priced:
             assert i.price is not None
             writer.upsert(

@@ -30,6 +30,11 @@ from hq.db import Database, changes, stream_heads, utcnow
 from sync.protocol import SNAPSHOT_PATH, STREAMS, Change, Reset, StreamPage
 
 
+def row_json(row: dict[str, Any]) -> str:
+    """How a row is stored as text (change log, snapshots): compact, UTF-8 kept."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
 @dataclass
 class ChangeWriter:
     """Collects the changes of one write transaction; :meth:`flush` numbers and stores them.
@@ -58,7 +63,7 @@ class ChangeWriter:
     def upsert(
         self, stream: str, key: str, row: dict[str, Any], store_id: str | None = None
     ) -> None:
-        self._add(stream, "upsert", key, json.dumps(row, ensure_ascii=False), store_id)
+        self._add(stream, "upsert", key, row_json(row), store_id)
 
     def delete(self, stream: str, key: str, store_id: str | None = None) -> None:
         self._add(stream, "delete", key, None, store_id)
@@ -85,7 +90,7 @@ class ChangeWriter:
                 }
                 for i, item in enumerate(items, start=1)
             ]
-            self.conn.execute(changes.insert(), rows)
+            self.db.bulk_insert(self.conn, changes, rows)
             head += len(items)
             self.conn.execute(
                 update(stream_heads).where(stream_heads.c.stream == stream).values(head=head)
@@ -196,30 +201,25 @@ def compact(db: Database, *, older_than: timedelta, now: datetime | None = None)
 # ---------------------------------------------------------------------------------------------
 # snapshots: the current rows of a stream, built as JSON by the database itself
 
+# Each product keeps its catalog row as JSON text (written with it), so a snapshot is one
+# index-ordered scan that glues text together: no JSON is built per row, here or in Python.
 _SQLITE_SNAPSHOT = {
     "catalog": """
-        SELECT p.sku AS k, json_object('key', p.sku, 'row', json_object(
-            'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
-            'barcodes', json((SELECT json_group_array(raw) FROM
-                (SELECT raw FROM barcodes b WHERE b.sku = p.sku ORDER BY raw))),
-            'active', json('true'))) AS line
-        FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
+        SELECT sku, '{"key":' || json_quote(sku) || ',"row":' || "row" || '}'
+        FROM products WHERE active AND sku > :after ORDER BY sku""",
     "prices": """
-        SELECT sku AS k, json_object('key', sku, 'row', json_object(
-            'sku', sku, 'price', price, 'currency', currency)) AS line
+        SELECT sku, '{"key":' || json_quote(sku) || ',"row":{"currency":' || json_quote(currency)
+               || ',"price":' || price || ',"sku":' || json_quote(sku) || '}}'
         FROM prices WHERE sku > :after ORDER BY sku""",
 }
 _PG_SNAPSHOT = {
     "catalog": """
-        SELECT p.sku AS k, json_build_object('key', p.sku, 'row', json_build_object(
-            'sku', p.sku, 'name', p.name, 'tax_rate_bp', p.tax_rate_bp,
-            'barcodes', COALESCE((SELECT json_agg(b.raw ORDER BY b.raw) FROM barcodes b
-                                  WHERE b.sku = p.sku), '[]'::json),
-            'active', true))::text AS line
-        FROM products p WHERE p.active AND p.sku > :after ORDER BY p.sku""",
+        SELECT sku, '{"key":' || to_json(sku)::text || ',"row":' || "row" || '}'
+        FROM products WHERE active AND sku > :after ORDER BY sku""",
     "prices": """
-        SELECT sku AS k, json_build_object('key', sku, 'row', json_build_object(
-            'sku', sku, 'price', price, 'currency', currency))::text AS line
+        SELECT sku, '{"key":' || to_json(sku)::text || ',"row":{"currency":'
+               || to_json(currency)::text || ',"price":' || price || ',"sku":'
+               || to_json(sku)::text || '}}'
         FROM prices WHERE sku > :after ORDER BY sku""",
 }
 
@@ -256,23 +256,43 @@ def staff_value(row: Any) -> dict[str, Any]:
     }
 
 
-def snapshot_lines(
-    db: Database, conn: Connection, stream: str, store_id: str, after: str | None
-) -> Iterator[str]:
-    """Row lines (``{"key":...,"row":...}`` JSON, no newline) of a stream after a key, in key
-    order. ``conn`` must be a snapshot read transaction that also read the cursor."""
+def snapshot_blocks(
+    db: Database,
+    conn: Connection,
+    stream: str,
+    store_id: str,
+    after: str | None,
+    *,
+    rows_per_block: int = 10_000,
+) -> Iterator[tuple[int, str]]:
+    """Blocks of row lines (``{"key":...,"row":...}`` JSON, each ending in a newline) of a
+    stream after a key, in key order, as (row count, text). ``conn`` must be the snapshot read
+    transaction that also read the cursor.
+
+    Rows are fetched through the driver's own cursor (a server-side cursor on PostgreSQL) and
+    joined per block: at two million rows, per-row objects are most of the cost."""
     after_key = after or ""
     if stream == "config":
-        for key, row in config_rows(conn, store_id):
-            if key > after_key:
-                yield json.dumps({"key": key, "row": row}, ensure_ascii=False)
+        lines = [
+            json.dumps({"key": key, "row": row}, ensure_ascii=False) + "\n"
+            for key, row in config_rows(conn, store_id)
+            if key > after_key
+        ]
+        yield len(lines), "".join(lines)
         return
-    sql = (_SQLITE_SNAPSHOT if db.is_sqlite else _PG_SNAPSHOT)[stream]
-    from sqlalchemy import text
-
-    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
-        text(sql), {"after": after_key}
-    )
-    for part in result.partitions():
-        for row in part:
-            yield row[1]
+    raw: Any = conn.connection.dbapi_connection
+    if db.is_sqlite:
+        cur = raw.cursor()
+        cur.execute(_SQLITE_SNAPSHOT[stream].replace(":after", "?"), (after_key,))
+    else:
+        cur = raw.cursor(name=f"snapshot_{stream}")
+        cur.itersize = rows_per_block
+        cur.execute(_PG_SNAPSHOT[stream].replace(":after", "%s"), (after_key,))
+    try:
+        while True:
+            block = cur.fetchmany(rows_per_block)
+            if not block:
+                return
+            yield len(block), "\n".join([r[1] for r in block]) + "\n"
+    finally:
+        cur.close()

@@ -141,6 +141,7 @@ products = Table(
     Column("name", Text, nullable=False),
     Column("tax_rate_bp", Integer, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
+    Column("row", Text, nullable=False),  # the catalog stream's row (JSON), for snapshots
 )
 
 barcodes = Table(

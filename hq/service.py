@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from hq.changelog import heads, pull_page, snapshot_lines
+from hq.changelog import heads, pull_page, snapshot_blocks
 from hq.db import Database, devices, payments, quarantine, sales, stock_on_hand, sync_log, utcnow
 from hq.errors import NotFound
 from hq.ingest import DeviceAuth
@@ -94,16 +94,18 @@ def snapshot(
     def body() -> Iterator[bytes]:
         try:
             header = SnapshotHeader(
-                stream=stream, cursor=cursor, after=after, generated_at=utcnow()
-            )  # type: ignore[arg-type]
+                stream=stream,  # type: ignore[arg-type]
+                cursor=cursor,
+                after=after,
+                generated_at=utcnow(),
+            )
             buf = [snapshot_line(header)]
             size = len(buf[0])
             rows = 0
-            for line in snapshot_lines(db, conn, stream, dev.store_id, after):
-                buf.append(line)
-                buf.append("\n")
-                size += len(line) + 1
-                rows += 1
+            for count, block in snapshot_blocks(db, conn, stream, dev.store_id, after):
+                buf.append(block)
+                size += len(block)
+                rows += count
                 if size >= chunk_bytes:
                     yield "".join(buf).encode("utf-8")
                     buf, size = [], 0

@@ -7,6 +7,7 @@ the commits."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -54,12 +55,13 @@ def test_a_late_commit_is_never_skipped(pg_db) -> None:  # type: ignore[no-untyp
         with db.write() as conn:
             w = ChangeWriter(db, conn)
             w.lock("catalog")
-            conn.execute(products.insert().values(sku="A", name="A", tax_rate_bp=0, active=True))
-            w.upsert(
-                "catalog",
-                "A",
-                {"sku": "A", "name": "A", "tax_rate_bp": 0, "barcodes": [], "active": True},
+            row = {"sku": "A", "name": "A", "tax_rate_bp": 0, "barcodes": [], "active": True}
+            conn.execute(
+                products.insert().values(
+                    sku="A", name="A", tax_rate_bp=0, active=True, row=json.dumps(row)
+                )
             )
+            w.upsert("catalog", "A", row)
             w.flush()
             a_wrote.set()
             a_may_commit.wait(10)
