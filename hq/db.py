@@ -430,7 +430,7 @@ class Database:
         names = ", ".join(f'"{c}"' for c in cols)
         raw: Any = conn.connection.dbapi_connection
         sql = f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)'
-        with raw.cursor() as cur, cur.copy(sql) as copy:
+        with _driver_errors(sql), raw.cursor() as cur, cur.copy(sql) as copy:
             copy.set_types([_pg_type(table.c[c].type) for c in cols])
             for row in rows:
                 copy.write_row([row[c] for c in cols])
@@ -490,6 +490,18 @@ class Database:
             chunk = values[i : i + 500]
             found.update(r[0] for r in conn.execute(select(column).where(column.in_(chunk))))
         return found
+
+
+@contextmanager
+def _driver_errors(statement: str) -> Iterator[None]:
+    """Errors of statements run on the driver's own cursor, wrapped as SQLAlchemy wraps the
+    others (IntegrityError, OperationalError...), so callers handle one family."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as error:
+        raise exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
 def _pg_type(sa_type: Any) -> str:

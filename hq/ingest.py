@@ -46,6 +46,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hq.db import (
     Database,
@@ -60,7 +61,7 @@ from hq.db import (
     sync_log,
     utcnow,
 )
-from hq.errors import BatchOutOfOrder, BatchTooLarge, DeviceMismatch, Unauthorized
+from hq.errors import BatchOutOfOrder, BatchTooLarge, DeviceMismatch, Unauthorized, Unavailable
 from sync.protocol import (
     MAX_PUSH_BATCH,
     SALE_COMPLETED,
@@ -262,6 +263,17 @@ def push(
     """Apply one push of one device (see the module docstring for every decision)."""
     now = now or utcnow()
     check_batch(dev, req.batch, max_batch)
+    try:
+        return _push(db, dev, req, now)
+    except IntegrityError as error:
+        # only a concurrent push of another till using the same sale or movement id can get
+        # past the checks in _decide; nothing was written, and the retry will see that id
+        raise Unavailable(
+            "another push used the same ids at the same moment; retry", type(error.orig).__name__
+        ) from error
+
+
+def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> PushResponse:
     offset = (req.device_time - now).total_seconds()
     with db.write() as conn:
         last = int(
