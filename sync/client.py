@@ -207,6 +207,8 @@ class HQClient:
                     check(response)
                 with open(dest, "ab") as out:
                     skip_header = state.header is not None
+                    if not skip_header:
+                        rows -= 1  # the header line is not a row
                     pending = b""
                     async for chunk in response.aiter_bytes():
                         if skip_header:
@@ -220,6 +222,8 @@ class HQClient:
                             rows += chunk.count(b"\n")
                             progress(rows)
                     out.flush()
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise HQUnavailable(_unreachable(self.http.base_url, error)) from error
         except httpx.TransportError as error:
             raise SnapshotIncomplete(
                 f"The download of HQ's {stream} snapshot was cut after {rows:,} rows; "

@@ -275,9 +275,17 @@ class SyncEngine:
                 return None
             return lambda rows: progress(stream, "download", rows)
 
-        async with asyncio.TaskGroup() as tg:
-            for s in streams:
-                tg.create_task(self.client.download_snapshot(s, spools[s], downloaded(s)))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for s in streams:
+                    tg.create_task(self.client.download_snapshot(s, spools[s], downloaded(s)))
+        except BaseExceptionGroup as group:
+            # the caller handles one error: a refusal first, then any other sync error
+            for kind in (HQRefused, SyncError):
+                for error in group.exceptions:
+                    if isinstance(error, kind):
+                        raise error from None
+            raise
 
         def loading(stream: str, rows: int) -> None:
             if progress is not None:
