@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from scanner.text import code39_full_ascii, decode_qr_bytes
+from scanner.verify import checked
 from scanner.zbar import RawSymbol, ZBarScanner
 
 __all__ = ["STILL_CASCADE", "Decoder", "Reading"]
@@ -367,6 +368,7 @@ class Decoder:
         budget_ms: float = 400.0,
         frame_budget_ms: float = 25.0,
         lone_1d: bool = True,
+        verify_ean: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES]
@@ -377,6 +379,7 @@ class Decoder:
         self.budget_ms = budget_ms
         self.frame_budget_ms = frame_budget_ms
         self.lone_1d = lone_1d
+        self.verify_ean = verify_ean
         self._clock = clock
         self._zbar = ZBarScanner()
 
@@ -443,7 +446,23 @@ class Decoder:
                 break
             if (self._clock() - start) * 1000.0 > budget_ms:
                 break
-        return ballot.decide(lone_1d=lone_1d)
+        return [
+            r for r in (self.second_opinion(gray, r) for r in ballot.decide(lone_1d=lone_1d)) if r
+        ]
+
+    def second_opinion(self, gray: np.ndarray, reading: Reading) -> Reading | None:
+        """An EAN-13/UPC-A read checked against the label's scan lines (`scanner.verify`): kept,
+        corrected, or dropped (None). Other symbologies pass unchanged. `gray` is the image the
+        reading's box refers to."""
+        if not self.verify_ean:
+            return reading
+        result = checked(to_gray(gray), reading.symbology, reading.text, reading.box)
+        if result is None:
+            return None
+        symbology, text = result
+        if (symbology, text) == (reading.symbology, reading.text):
+            return reading
+        return Reading(symbology, text, reading.box, reading.votes, reading.gs1, text.encode())
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:

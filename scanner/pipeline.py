@@ -54,12 +54,15 @@ class ScanPipeline:
         if self.on_status is not None:
             self.on_status(status)
 
-    def readings(self, frame: Frame) -> list[Reading]:
+    def _decoder(self) -> Decoder:
         if self.decoder is None:
             self.decoder = Decoder(lone_1d=self.source.kind == "image")
+        return self.decoder
+
+    def readings(self, frame: Frame) -> list[Reading]:
         if self.source.kind == "image":
-            return self.decoder.decode_image(frame.image)
-        return self.decoder.decode_frame(frame.image)
+            return self._decoder().decode_image(frame.image)
+        return self._decoder().decode_frame(frame.image)
 
     def _event(self, reading: Reading, source: Source) -> ScanEvent | None:
         try:
@@ -100,7 +103,12 @@ class ScanPipeline:
                     (r.symbology, r.text): r for r in readings
                 }
                 for key in self.debouncer.feed(by_key):
-                    event = self._event(by_key[key], source_kind)
+                    # The second opinion on an EAN/UPC runs once per scan, not once per frame.
+                    checked = self._decoder().second_opinion(frame.image, by_key[key])
+                    if checked is None:
+                        self.rejected += 1
+                        continue
+                    event = self._event(checked, source_kind)
                     if event is not None:
                         yield event
         finally:
