@@ -218,15 +218,15 @@ class HQClient:
                                 continue
                             chunk, pending, skip_header = pending[cut + 1 :], b"", False
                         out.write(chunk)
+                        rows += chunk.count(b"\n")
                         if progress is not None:
-                            rows += chunk.count(b"\n")
-                            progress(rows)
+                            progress(max(0, rows))
                     out.flush()
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise HQUnavailable(_unreachable(self.http.base_url, error)) from error
         except httpx.TransportError as error:
             raise SnapshotIncomplete(
-                f"The download of HQ's {stream} snapshot was cut after {rows:,} rows; "
+                f"The download of HQ's {stream} snapshot was cut after {max(0, rows):,} rows; "
                 "it will resume from there."
             ) from error
         state = inspect_spool(dest)

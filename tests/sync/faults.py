@@ -43,6 +43,7 @@ class FaultyTransport(httpx.AsyncBaseTransport):
     """Faults for the next requests, in order; then ``mode`` for every other one."""
     mode: Fault = "ok"
     log: list[tuple[str, str, Fault]] = field(default_factory=list)
+    """(method, path with query, fault) of every request."""
     hq_calls: int = 0
     """Requests that reached HQ (a duplicate counts twice)."""
 
@@ -51,7 +52,7 @@ class FaultyTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         fault: Fault = self.plan.popleft() if self.plan else self.mode
-        self.log.append((request.method, request.url.path, fault))
+        self.log.append((request.method, request.url.raw_path.decode(), fault))
         if fault in ("drop_request", "partition"):
             raise httpx.ConnectError("connection refused (test network)", request=request)
         if fault == "unavailable":

@@ -3,6 +3,7 @@ joined by a fault-injecting network, plus the checks the sync tests share."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -76,9 +77,26 @@ class HQ:
 
     def __post_init__(self) -> None:
         self.app = create_app(self.db, clock=self.clock)
+        self._asgi = httpx.ASGITransport(app=self.app)
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        return httpx.ASGITransport(app=self.app)
+        """The network to this HQ: whatever app HQ runs now (it survives a restore)."""
+        return _ToCurrentApp(self)
+
+    def backup(self, to: Path) -> None:
+        """HQ's nightly backup, taken while it runs (SQLite's online backup)."""
+        with sqlite3.connect(self.path) as live, sqlite3.connect(to) as copy:
+            live.backup(copy)
+
+    def restore(self, backup: Path) -> None:
+        """HQ's disk is lost; the backup is put back and HQ restarted on it."""
+        self.db.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(backup, self.path)
+        self.db = Database(str(self.path))
+        self.app = create_app(self.db, clock=self.clock)
+        self._asgi = httpx.ASGITransport(app=self.app)
 
     def register(self, store_id: str, device_id: str) -> str:
         try:
@@ -206,6 +224,14 @@ class HQ:
                 tuple(sorted(codes.get(r.sku, []))),
             )
         return out
+
+
+class _ToCurrentApp(httpx.AsyncBaseTransport):
+    def __init__(self, hq: HQ) -> None:
+        self.hq = hq
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.hq._asgi.handle_async_request(request)
 
 
 def make_hq(tmp_path: Path, name: str = "hq") -> HQ:
