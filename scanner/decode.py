@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from scanner.code128 import rebuild as code128_rebuild
 from scanner.text import code39_full_ascii, decode_qr_bytes
 from scanner.verify import checked
 from scanner.zbar import RawSymbol, ZBarScanner
@@ -451,9 +452,22 @@ class Decoder:
         ]
 
     def second_opinion(self, gray: np.ndarray, reading: Reading) -> Reading | None:
-        """An EAN-13/UPC-A read checked against the label's scan lines (`scanner.verify`): kept,
-        corrected, or dropped (None). Other symbologies pass unchanged. `gray` is the image the
-        reading's box refers to."""
+        """A read checked against the label's own scan lines: an EAN-13/UPC-A is kept, corrected
+        or dropped (None) by `scanner.verify`; a Code 128 gets back the FNC4 characters ZBar
+        loses (`scanner.code128`). Others pass unchanged. `gray` is the image the reading's box
+        refers to."""
+        if reading.symbology == "Code 128":
+            fuller = code128_rebuild(to_gray(gray), reading.box, reading.text)
+            if fuller is None:
+                return reading
+            return Reading(
+                reading.symbology,
+                fuller,
+                reading.box,
+                reading.votes,
+                reading.gs1,
+                fuller.encode("latin-1"),
+            )
         if not self.verify_ean:
             return reading
         result = checked(to_gray(gray), reading.symbology, reading.text, reading.box)
