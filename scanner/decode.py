@@ -370,6 +370,7 @@ class Decoder:
         frame_budget_ms: float = 25.0,
         lone_1d: bool = True,
         verify_ean: bool = True,
+        frame_density: int = 2,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES]
@@ -383,9 +384,11 @@ class Decoder:
         self.verify_ean = verify_ean
         self._clock = clock
         self._zbar = ZBarScanner()
+        self._zbar_video = ZBarScanner(density=frame_density)
 
     def close(self) -> None:
         self._zbar.close()
+        self._zbar_video.close()
 
     # -- still images ---------------------------------------------------------------------------
 
@@ -402,7 +405,7 @@ class Decoder:
         gray = to_gray(frame)
         found = [
             Reading(s.symbology, symbol_text(s), tuple(map(float, s.box)), 1, s.gs1, s.data)  # type: ignore[arg-type]
-            for s in self._zbar.scan(gray)
+            for s in self._zbar_video.scan(gray)
         ]
         if found:
             return found

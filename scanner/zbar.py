@@ -65,14 +65,17 @@ class RawSymbol:
 
 
 class ZBarScanner:
-    def __init__(self) -> None:
+    """`density` > 1 scans every n-th row and column only: about n times faster, for video
+    frames where a code spans many lines."""
+
+    def __init__(self, density: int = 1) -> None:
         try:
             self._scanner = zw.zbar_image_scanner_create()
         except Exception as exc:  # the shared library is missing or broken
             raise DecoderUnavailable(f"ZBar could not be loaded: {exc}") from exc
         if not self._scanner:
             raise DecoderUnavailable("ZBar could not create an image scanner")
-        for setting in _CONFIG:
+        for setting in (*_CONFIG, f"x-density={density}", f"y-density={density}"):
             sym, cfg, val = c_int(), c_int(), c_int()
             if zw.zbar_parse_config(setting.encode(), byref(sym), byref(cfg), byref(val)):
                 raise DecoderUnavailable(f"this ZBar does not understand {setting!r}")

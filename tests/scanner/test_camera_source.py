@@ -188,6 +188,6 @@ def test_a_hard_frame_with_evidence_gets_the_cascade() -> None:
     frame[300 : 300 + small.shape[0], 600 : 600 + small.shape[1]] = small
     decoder = Decoder(lone_1d=False, frame_budget_ms=1000)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    assert decoder._zbar.scan(gray) == []
+    assert decoder._zbar_video.scan(gray) == []
     assert code_evidence(gray) is not None
     assert [r.text for r in decoder.decode_frame(frame)] == ["GUIDE:G0042"]
