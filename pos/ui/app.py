@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from pos.services.sale import SaleService
     from pos.store.db import Store
 
+DEFAULT_GAP_MS = 30.0
 ENTER_KEYS = frozenset({"enter", "ctrl+m", "ctrl+j"})
 READY_MARKER = b"pos: ready to scan\n"
 
@@ -49,7 +50,8 @@ class PosSettings:
     db_path: Path
     create: bool = False  # open only an existing store unless asked to create one
     currency: str = "CNY"
-    wedge_gap_ms: float = 30.0  # keys this close together, ending with Enter, are a scan; 0 = off
+    # keys this close together, ending with Enter, are one scan; 0 switches detection off
+    wedge_gap_ms: float = DEFAULT_GAP_MS
     wedge_min_chars: int = DEFAULT_MIN_CHARS
     outbox_refresh_s: float = 5.0
     camera: str | None = None  # camera spec (index, device, video file); None: the store's setting
@@ -94,6 +96,8 @@ class PosApp(App[int]):
             device_id=identity.device_id,
             timezone=identity.timezone,
             currency=self.settings.currency,
+            wedge_gap_s=(self.settings.wedge_gap_ms or DEFAULT_GAP_MS) / 1000,
+            wedge_min_chars=self.settings.wedge_min_chars,
         )
         self.push_screen(self.sale_screen)
         self.set_interval(self.settings.outbox_refresh_s, self.refresh_outbox)
@@ -163,6 +167,11 @@ class PosApp(App[int]):
         await super().on_event(event)
 
     async def _wedge_key(self, event: events.Key, wedge: WedgeBuffer[events.Key]) -> None:
+        if isinstance(self.focused, ScanField):
+            # the scan field takes every key as it comes; it tells scans from typing itself
+            await self._deliver(wedge.flush())
+            await super().on_event(event)
+            return
         if event.is_printable and event.character is not None and len(event.character) == 1:
             await self._deliver(wedge.push(event.character, event.time, event))
             self._arm_wedge_timer()
@@ -197,9 +206,6 @@ class PosApp(App[int]):
             self._arm_wedge_timer()
 
     def _burst_scanned(self, text: str) -> None:
-        focused = self.focused
-        if isinstance(focused, ScanField):
-            focused.clear()  # whatever was typed by hand before the scan is superseded by it
         self.post_message(ScanReceived(text, "wedge"))
 
     # -- every scan, whatever its source, is routed here -----------------------------------------

@@ -25,6 +25,7 @@ from pos.ui.payment import PaymentModal
 from pos.ui.receipt import ReceiptModal, format_receipt
 from pos.ui.scan_routing import ScanIntent
 from pos.ui.search import SearchModal
+from pos.ui.wedge import DEFAULT_MAX_GAP_S, DEFAULT_MIN_CHARS
 from pos.ui.widgets import CartTable, ScanField, StatusBar, Totals
 
 if TYPE_CHECKING:
@@ -62,8 +63,12 @@ class SaleScreen(Screen[None]):
         device_id: str,
         timezone: str,
         currency: str = "CNY",
+        wedge_gap_s: float = DEFAULT_MAX_GAP_S,
+        wedge_min_chars: int = DEFAULT_MIN_CHARS,
     ) -> None:
         super().__init__(id="sale")
+        self.wedge_gap_s = wedge_gap_s
+        self.wedge_min_chars = wedge_min_chars
         self.service = service
         self.store_id = store_id
         self.device_id = device_id
@@ -74,7 +79,7 @@ class SaleScreen(Screen[None]):
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(self.store_id, self.device_id)
-        yield ScanField()
+        yield ScanField(self.wedge_gap_s, self.wedge_min_chars)
         yield CartTable(self.currency)
         yield Totals(self.currency)
         yield Footer()
@@ -117,8 +122,8 @@ class SaleScreen(Screen[None]):
         event.stop()
         text = event.value.strip()
         self.scan_field.clear()
-        if text:
-            self.post_message(ScanReceived(text, "keyboard"))  # bubbles to the app's router
+        if text:  # bubbles up to the app, which routes every scan
+            self.post_message(ScanReceived(text, self.scan_field.entry_source))
 
     def accept_scan(self, scan: ScanIntent) -> None:
         """A code arrived (typed, wedge or camera), already classified by the app."""

@@ -1,17 +1,21 @@
 """Telling a wedge scanner from a person typing.
 
 A wedge scanner is a keyboard to the terminal: it "types" the code and Enter within a few
-milliseconds. A person needs far longer between keys. So printable keys are held back for a few
-milliseconds; if they keep coming that fast and end with Enter, the run is one scan, wherever the
-focus is, and none of its keys reach the focused widget. Anything slower is released in order, a
-few milliseconds late, to whatever the keys were meant for.
+milliseconds. A person needs far longer between keys. When the focus is away from the scan field,
+printable keys are held back for a few milliseconds; if they keep coming that fast and end with
+Enter, the run is one scan, and none of its keys reach the focused widget. Anything slower is
+released in order, a few milliseconds late, to whatever the keys were meant for. In the scan
+field itself keys go straight in (a hiccup in the middle of a scan then costs nothing), and the
+timing only tells a scanned code from a typed one.
 
 This module knows nothing about Textual: it buffers opaque items with timestamps, so its rules are
 tested with exact times and the app decides what an item is."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -97,3 +101,17 @@ class WedgeBuffer(Generic[T]):
         self._held.clear()
         self._last = None
         return items
+
+
+def looks_scanned(
+    key_times: Sequence[float],
+    enter_at: float,
+    max_gap: float = DEFAULT_MAX_GAP_S,
+    min_chars: int = DEFAULT_MIN_CHARS,
+) -> bool:
+    """Did these keys (and the Enter after them) arrive at scanner speed? Used to label a code
+    typed into the scan field, where every key is delivered as it comes."""
+    if len(key_times) < max(1, min_chars):
+        return False
+    stamps = [*key_times, enter_at]
+    return all(later - earlier <= max_gap for earlier, later in pairwise(stamps))

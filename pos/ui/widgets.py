@@ -5,18 +5,23 @@ Each part is given values (attributes down) and renders them; none of them talks
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar, Literal
 
-from rich.cells import cell_len
-from rich.text import Text
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.coordinate import Coordinate
+from textual.events import Click, Key
+from textual.geometry import Region, Size, Spacing
 from textual.reactive import reactive
-from textual.widgets import DataTable, Input, Label
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input, Label
 
 from pos.domain.cart import Cart, CartLine
 from pos.domain.money import format_amount
 from pos.ui.messages import CameraState, SyncState
+from pos.ui.wedge import DEFAULT_MAX_GAP_S, DEFAULT_MIN_CHARS, looks_scanned
 
 # fixed columns of the cart table, in cells (the item name takes what is left)
 NUMBER_WIDTHS = {"qty": 5, "price": 10, "total": 11}
@@ -25,14 +30,31 @@ NUMBER_WIDTHS = {"qty": 5, "price": 10, "total": 11}
 class ScanField(Input):
     """Where codes are typed or arrive from a wedge scanner; Enter submits one code.
 
-    Del on an empty field is left to the screen (it removes the selected cart line)."""
+    It notes when each key arrived, so a submitted code can be told apart: scanned (a burst)
+    or typed by a person. Del on an empty field is left to the screen (it removes the selected
+    cart line)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_gap: float = DEFAULT_MAX_GAP_S, min_chars: int = DEFAULT_MIN_CHARS):
         super().__init__(
             placeholder="Scan or type a code, then Enter",
             id="scan",
             select_on_focus=False,
         )
+        self.max_gap = max_gap
+        self.min_chars = min_chars
+        self._key_times: list[float] = []
+        self.entry_source: Literal["wedge", "keyboard"] = "keyboard"
+
+    async def _on_key(self, event: Key) -> None:
+        if event.key in ("enter", "ctrl+m", "ctrl+j"):
+            scanned = looks_scanned(self._key_times, event.time, self.max_gap, self.min_chars)
+            self.entry_source = "wedge" if scanned else "keyboard"
+            self._key_times = []
+        elif event.is_printable:
+            self._key_times.append(event.time)
+        else:
+            self._key_times = []  # editing keys: a person is at work
+        await super()._on_key(event)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "delete_right" and not self.value:
@@ -40,96 +62,137 @@ class ScanField(Input):
         return super().check_action(action, parameters)
 
 
-def _right(text: str, style: str = "") -> Text:
-    return Text(text, justify="right", style=style)
+class CartTable(ScrollView, can_focus=True):
+    """The cart, one row per line, with a header that stays put.
 
+    Drawn line by line (Textual's line API) from a cache of rendered rows, so a scan re-renders
+    only the row it changed: a general-purpose data table re-renders every cell on any change,
+    which costs tens of milliseconds per scan with a full cart. Columns are fixed except the
+    item name, which takes the remaining width and is cut by display cells (CJK is two)."""
 
-class CartTable(DataTable[Text | str]):
-    """The cart, one row per line, keyed by sku. It mirrors the Cart value it is given."""
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "cart-table--header",
+        "cart-table--cursor",
+        "cart-table--odd",
+    }
+
+    cursor_row: reactive[int] = reactive(0, init=False)
 
     def __init__(self, currency: str = "CNY") -> None:
-        super().__init__(id="cart", cursor_type="row", zebra_stripes=True, show_cursor=True)
+        super().__init__(id="cart")
         self.currency = currency
-        self._shown: dict[str, tuple[int, CartLine]] = {}  # sku -> (number shown, line)
-        self._name_width = 0
-        self.can_focus = True
+        self.lines: tuple[CartLine, ...] = ()
+        self._rows: dict[int, tuple[object, Strip]] = {}  # row -> (what it shows, its strip)
 
-    def on_mount(self) -> None:
-        self._build_columns()
+    # -- geometry -------------------------------------------------------------------------------
+    @property
+    def row_count(self) -> int:
+        return len(self.lines)
+
+    @property
+    def name_width(self) -> int:
+        width = self.scrollable_content_region.width or self.size.width or 80
+        fixed = 1 + 3 + 1 + 1 + sum(NUMBER_WIDTHS.values()) + 3 + 1
+        return max(8, width - fixed)
+
+    def _update_virtual_size(self) -> None:
+        # Never less than the view: while the cart fits, the size stays the same, and a scan
+        # does not cost the screen a new layout (a changed virtual size asks for one).
+        height = max(len(self.lines) + 1, self.scrollable_content_region.height)
+        self.virtual_size = Size(self.scrollable_content_region.width, height)
 
     def on_resize(self) -> None:
-        if self._name_width != self._wanted_name_width():
-            self._rebuild()
+        self._update_virtual_size()
+        self.refresh()
 
-    def _wanted_name_width(self) -> int:
-        inner = self.scrollable_content_region.width or self.size.width or 80
-        padding = 2 * self.cell_padding * 5  # five columns
-        fixed = 3 + sum(NUMBER_WIDTHS.values())
-        return max(12, inner - padding - fixed - 1)
+    # -- rendering ------------------------------------------------------------------------------
+    def _cells(self, number: str, name: str, qty: str, price: str, total: str) -> str:
+        width = self.name_width
+        if cell_len(name) > width:
+            name = set_cell_size(name, width - 1) + "…"
+        name = name + " " * (width - cell_len(name))
+        q, p, t = NUMBER_WIDTHS["qty"], NUMBER_WIDTHS["price"], NUMBER_WIDTHS["total"]
+        return f" {number:>3} {name} {qty:>{q}} {price:>{p}} {total:>{t}} "
 
-    def _build_columns(self) -> None:
-        self._name_width = self._wanted_name_width()
-        self.add_column("#", width=3, key="no")
-        self.add_column("Item", width=self._name_width, key="name")
-        self.add_column(_right("Qty"), width=NUMBER_WIDTHS["qty"], key="qty")
-        self.add_column(_right("Price"), width=NUMBER_WIDTHS["price"], key="price")
-        self.add_column(_right("Total"), width=NUMBER_WIDTHS["total"], key="total")
+    def _header(self, width: int) -> Strip:
+        style = self.get_component_rich_style("cart-table--header")
+        text = self._cells("#", "Item", "Qty", "Price", "Total")
+        return Strip([Segment(text, style)]).crop_extend(0, width, style)
 
-    def _rebuild(self) -> None:
-        lines = tuple(line for _, line in self._shown.values())
-        selected = self.selected_sku
-        self.clear(columns=True)
-        self._shown = {}
-        self._build_columns()
-        self.show(Cart(lines), select=selected)
+    def _row(self, index: int, width: int) -> Strip:
+        line = self.lines[index]
+        selected = index == self.cursor_row and self.row_count > 0
+        key = (line, width, selected, self.name_width)
+        cached = self._rows.get(index)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if selected:
+            style = self.get_component_rich_style("cart-table--cursor")
+        elif index % 2:
+            style = self.get_component_rich_style("cart-table--odd")
+        else:
+            style = self.rich_style
+        text = self._cells(
+            str(index + 1),
+            line.name,
+            str(line.qty),
+            format_amount(line.unit_price, self.currency),
+            format_amount(line.total, self.currency),
+        )
+        strip = Strip([Segment(text, style)]).crop_extend(0, width, style)
+        self._rows[index] = (key, strip)
+        return strip
 
-    def _name_cell(self, name: str) -> Text:
-        text = Text(name, no_wrap=True, overflow="ellipsis")
-        # crop by display cells, not characters: a CJK character takes two cells
-        if cell_len(name) > self._name_width:
-            text.truncate(self._name_width, overflow="ellipsis")
-        return text
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            return self._header(width)
+        index = self.scroll_offset.y + y - 1
+        if 0 <= index < len(self.lines):
+            return self._row(index, width)
+        return Strip.blank(width, self.rich_style)
 
-    def _cells(self, index: int, line: CartLine) -> list[Text | str]:
-        return [
-            _right(str(index)),
-            self._name_cell(line.name),
-            _right(str(line.qty), "bold"),
-            _right(format_amount(line.unit_price, self.currency)),
-            _right(format_amount(line.total, self.currency), "bold"),
-        ]
-
+    # -- content --------------------------------------------------------------------------------
     def show(self, cart: Cart, select: str | None = None) -> None:
-        """Make the table show `cart`: rows are added, changed or removed, not all redrawn."""
-        wanted = {line.sku: line for line in cart.lines}
-        for sku in [sku for sku in self._shown if sku not in wanted]:
-            self.remove_row(sku)
-            del self._shown[sku]
-        if list(self._shown) != [sku for sku in wanted if sku in self._shown]:
-            self.clear()  # Cart's own operations never reorder lines; stay correct anyway
-            self._shown = {}
-        for index, line in enumerate(cart.lines, start=1):
-            shown = self._shown.get(line.sku)
-            if shown is None:
-                self.add_row(*self._cells(index, line), key=line.sku)
-            elif shown != (index, line):
-                for column, value in zip(
-                    ("no", "name", "qty", "price", "total"),
-                    self._cells(index, line),
-                    strict=True,
-                ):
-                    self.update_cell(line.sku, column, value)
-            self._shown[line.sku] = (index, line)
-        if select is not None and select in self._shown:
-            self.move_cursor(row=self.get_row_index(select), animate=False)
+        """Show `cart`; `select` puts the cursor on that sku's line."""
+        old = self.lines
+        self.lines = cart.lines
+        for index in [i for i in self._rows if i >= len(self.lines)]:
+            del self._rows[index]
+        if len(old) != len(self.lines):
+            self._update_virtual_size()
+        if select is not None:
+            for index, line in enumerate(self.lines):
+                if line.sku == select:
+                    self.move_cursor(index)
+                    break
+        self.cursor_row = min(self.cursor_row, max(0, len(self.lines) - 1))
+        self.refresh()  # unchanged rows come from the cache
+
+    def move_cursor(self, row: int, animate: bool = False) -> None:
+        if not self.lines:
+            return
+        self.cursor_row = max(0, min(len(self.lines) - 1, row))
+        self.scroll_to_region(
+            Region(0, self.cursor_row + 1, 1, 1),
+            animate=animate,
+            spacing=Spacing(top=1),
+            immediate=True,
+        )
+
+    def watch_cursor_row(self) -> None:
+        self.refresh()
+
+    def on_click(self, event: Click) -> None:
+        index = self.scroll_offset.y + event.y - 1
+        if 0 <= index < len(self.lines):
+            self.move_cursor(index)
 
     @property
     def selected_sku(self) -> str | None:
-        if not self.row_count:
+        if not self.lines:
             return None
-        row = min(self.cursor_row, self.row_count - 1)
-        key = self.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
-        return key
+        return self.lines[min(self.cursor_row, len(self.lines) - 1)].sku
 
 
 class Totals(Horizontal):
@@ -140,18 +203,21 @@ class Totals(Horizontal):
         self.currency = currency
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="guide")
         yield Label("Items 0", id="items")
         yield Label("", id="tax")
+        yield Label("", id="guide")
         yield Label("", id="total")
 
     def show(self, cart: Cart, guide: str | None) -> None:
-        self.query_one("#items", Label).update(f"Items {cart.count}")
+        # fixed widths (pos.tcss): new text never needs a new layout, which keeps a scan cheap
+        self.query_one("#items", Label).update(f"Items {cart.count}", layout=False)
         self.query_one("#tax", Label).update(
-            f"Tax incl. {format_amount(cart.tax_total, self.currency)}"
+            f"Tax incl. {format_amount(cart.tax_total, self.currency)}", layout=False
         )
-        self.query_one("#total", Label).update(f"TOTAL {format_amount(cart.total, self.currency)}")
-        self.query_one("#guide", Label).update(f"Guide {guide}" if guide else "")
+        self.query_one("#total", Label).update(
+            f"TOTAL {format_amount(cart.total, self.currency)}", layout=False
+        )
+        self.query_one("#guide", Label).update(f"Guide {guide}" if guide else "", layout=False)
 
 
 def _age(seconds: float) -> str:

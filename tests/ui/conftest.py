@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,12 +101,22 @@ async def type_code(pilot: Pilot[object], code: str) -> None:
     await pilot.press(*code, "enter")
 
 
-async def wedge_burst(pilot: Pilot[object], code: str) -> None:
+async def wedge_burst(pilot: Pilot[object], code: str, pause_after: int | None = None) -> None:
     """A wedge scanner: the code's keys and Enter arrive back to back, as the terminal reads
-    them, with no pause between them."""
+    them, 2 ms apart. `pause_after` puts a 100 ms hiccup after that many keys (a Bluetooth
+    scanner's radio, a busy machine)."""
     driver = pilot.app._driver
     assert driver is not None
-    for char in code:
-        driver.send_message(events.Key(char, char))
-    driver.send_message(events.Key("enter", "\r"))
+    start = time.monotonic()
+    at = start
+    for i, char in enumerate(code):
+        if i and i == pause_after:
+            at += 0.1
+        key = events.Key(char, char)
+        key.time = at  # as the terminal reader would have stamped it
+        driver.send_message(key)
+        at += 0.002
+    enter = events.Key("enter", "\r")
+    enter.time = at
+    driver.send_message(enter)
     await pilot.pause()

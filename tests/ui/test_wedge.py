@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pos.ui.wedge import Release, Scan, WedgeBuffer
+from pos.ui.wedge import Release, Scan, WedgeBuffer, looks_scanned
 
 MS = 0.001
 
@@ -62,3 +62,11 @@ def test_flush_hands_everything_back() -> None:
     feed(buffer, "ab", 0.0, 1)
     assert buffer.flush() == ("a", "b")
     assert buffer.flush() == ()
+
+
+def test_scan_field_timing_tells_a_scanner_from_a_person() -> None:
+    burst = [i * 2 * MS for i in range(13)]
+    assert looks_scanned(burst, 13 * 2 * MS, max_gap=30 * MS, min_chars=4)
+    typed = [i * 120 * MS for i in range(13)]
+    assert not looks_scanned(typed, 13 * 120 * MS, max_gap=30 * MS, min_chars=4)
+    assert not looks_scanned(burst[:3], 3 * 2 * MS, max_gap=30 * MS, min_chars=4)
