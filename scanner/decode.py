@@ -23,6 +23,7 @@ and one edge map of a thumbnail."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from scanner.code128 import rebuild as code128_rebuild
 from scanner.text import code39_full_ascii, decode_qr_bytes
-from scanner.verify import checked
+from scanner.verify import Verdict, checked, verify_ean13
 from scanner.zbar import RawSymbol, ZBarScanner
 
 __all__ = ["STILL_CASCADE", "Decoder", "Reading"]
@@ -295,20 +296,19 @@ class _Ballot:
         cluster.add(cand, variant)
         self.clusters.append(cluster)
 
-    def decide(self, *, lone_1d: bool) -> list[Reading]:
-        out: list[Reading] = []
+    def decide(self, *, lone_1d: bool, check: Check | None = None) -> list[tuple[Reading, bool]]:
+        """The readings to report, each with whether the scan-line check already vouched for it."""
+        out: list[tuple[Reading, bool]] = []
         for cluster in self.clusters:
+            settled = _settle_by_scan_lines(cluster, check) if check is not None else None
+            if settled is not None:
+                out.extend((r, True) for r in settled)
+                continue
             for winner in _winners(cluster, lone_1d=lone_1d):
-                out.append(
-                    Reading(
-                        winner.symbology,
-                        winner.text,
-                        winner.box,
-                        winner.votes,
-                        winner.gs1,
-                        winner.data,
-                    )
+                reading = Reading(
+                    winner.symbology, winner.text, winner.box, winner.votes, winner.gs1, winner.data
                 )
+                out.append((reading, False))
         return out
 
     def settled(self) -> bool:
@@ -318,6 +318,38 @@ class _Ballot:
             and _winners(cluster, lone_1d=False)
             for cluster in self.clusters
         )
+
+
+Check = Callable[[Box, str], Verdict]
+
+
+def _settle_by_scan_lines(cluster: _Cluster, check: Check) -> list[Reading] | None:
+    """When variants disagree about an EAN-13/UPC-A, let the scan-line check decide.
+
+    Each candidate is checked against the label; a candidate the lines confirm (three lines or
+    more read exactly it) or a number the lines read instead of it counts for that number. One
+    number with such support wins, whatever the votes; two different ones drop the code; none
+    leaves the decision to the votes (None)."""
+    if cluster.family != "1d":
+        return None
+    ean = [c for c in cluster.candidates.values() if c.symbology in LONG_EAN and c.text.isdigit()]
+    if len({c.text.zfill(13) for c in ean}) < 2:
+        return None
+    support: Counter[str] = Counter()
+    for cand in sorted(ean, key=lambda c: c.votes, reverse=True)[:5]:
+        verdict = check(cand.box, cand.text.zfill(13))
+        if verdict.outcome == "confirmed" and verdict.agree >= 3 and verdict.text:
+            support[verdict.text] += verdict.agree
+        elif verdict.outcome == "replaced" and verdict.text:
+            support[verdict.text] += verdict.other
+    if not support:
+        return None
+    if len(support) > 1:
+        return []
+    number = next(iter(support))
+    symbology, text = ("UPC-A", number[1:]) if number.startswith("0") else ("EAN-13", number)
+    votes = sum(c.votes for c in ean if c.text.zfill(13) == number)
+    return [Reading(symbology, text, cluster.box, votes, False, text.encode())]
 
 
 def _winners(cluster: _Cluster, *, lone_1d: bool) -> list[_Candidate]:
@@ -450,9 +482,18 @@ class Decoder:
                 break
             if (self._clock() - start) * 1000.0 > budget_ms:
                 break
-        return [
-            r for r in (self.second_opinion(gray, r) for r in ballot.decide(lone_1d=lone_1d)) if r
-        ]
+        check = None
+        if self.verify_ean:
+
+            def check(box: Box, code13: str) -> Verdict:
+                return verify_ean13(gray, box, code13)
+
+        out = []
+        for reading, vouched in ballot.decide(lone_1d=lone_1d, check=check):
+            final = reading if vouched else self.second_opinion(gray, reading)
+            if final is not None:
+                out.append(final)
+        return out
 
     def second_opinion(self, gray: np.ndarray, reading: Reading) -> Reading | None:
         """A read checked against the label's own scan lines: an EAN-13/UPC-A is kept, corrected
