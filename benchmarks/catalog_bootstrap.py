@@ -1,0 +1,191 @@
+"""Bootstrap of a new store's catalogue from HQ's snapshot: the HQ side.
+
+HQ (a real `hq serve` subprocess on loopback, SQLite or PostgreSQL) holds N SKUs with prices
+and barcodes; a client downloads the `catalog` and `prices` snapshots over HTTP and reads every
+line. This measures what HQ contributes to the store's bootstrap (goal for the store: <= 60 s end
+to end at 2,057,280 SKUs, so HQ must serve in a fraction of that). Loading the rows into the
+till's SQLite (bulk load, indexes after) is the store side's part of this benchmark.
+
+    benchmarks/catalog_bootstrap.py --hq-only [--skus N] [--backend sqlite|postgresql]
+                                    [--quick] [--json]
+
+Keys: skus, seconds (both snapshots downloaded and read), rows_per_s, catalog_s, prices_s,
+snapshot_mb, hq_load_s (building HQ's catalogue, not part of the bootstrap), db_mb (null: no
+store database in --hq-only mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+from uuid import uuid4
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from hq import admin  # noqa: E402
+from hq.db import Database  # noqa: E402
+from hq.gtin import check_digit  # noqa: E402
+from sync import protocol as p  # noqa: E402
+
+DEFAULT_DSN = os.environ.get("POS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def ean13(i: int) -> str:
+    body = f"69{i:010d}"
+    return body + str(check_digit(body))
+
+
+def build_hq(args: argparse.Namespace) -> tuple[Database, str, object]:
+    if args.backend == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="hq_boot_")
+        target = str(Path(tmp) / "hq.db")
+
+        def cleanup() -> None:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        import psycopg
+
+        schema = f"hq_boot_{uuid4().hex[:10]}"
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in args.dsn else "?"
+        target = f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+
+        def cleanup() -> None:
+            with psycopg.connect(args.dsn, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    db = Database(target)
+    db.create_schema()
+    chunk = 50_000
+    for start in range(0, args.skus, chunk):
+        items = [
+            admin.CatalogItem(
+                sku=f"SKU{i:08d}",
+                name=f"商品 Item {i}",
+                tax_rate_bp=1300 if i % 7 else 900,
+                barcodes=(ean13(i),) if i % 10 else (),
+                price=100 + (i * 37) % 9900,
+            )
+            for i in range(start, min(args.skus, start + chunk))
+        ]
+        problems = admin.upsert_catalog(db, items)
+        assert not problems, problems[:3]
+    return db, target, cleanup
+
+
+def download(url: str, token: str, stream: str) -> tuple[int, int, float]:
+    t0 = time.perf_counter()
+    rows = nbytes = 0
+    end = None
+    with (
+        httpx.Client(timeout=600) as client,
+        client.stream(
+            "GET", f"{url}{p.SNAPSHOT_PATH}/{stream}", headers={"Authorization": f"Bearer {token}"}
+        ) as r,
+    ):
+        r.raise_for_status()
+        for line in r.iter_lines():
+            nbytes += len(line) + 1
+            if line.startswith('{"key"'):
+                json.loads(line)
+                rows += 1
+            else:
+                item = p.parse_snapshot_line(line)
+                if isinstance(item, p.SnapshotEnd):
+                    end = item
+    assert end is not None and end.rows == rows, "snapshot cut short"
+    return rows, nbytes, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--skus", type=int, default=2_057_280)
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="postgresql")
+    ap.add_argument("--dsn", default=DEFAULT_DSN)
+    ap.add_argument("--hq-only", action="store_true", help="measure HQ serving the snapshots")
+    ap.add_argument("--quick", action="store_true", help="20,000 SKUs")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.skus = 20_000
+    if not args.hq_only:
+        raise SystemExit(
+            "the store side (bulk load into the till) is not built here yet; run with --hq-only"
+        )
+
+    t0 = time.perf_counter()
+    db, target, cleanup = build_hq(args)
+    hq_load = time.perf_counter() - t0
+    token = admin.add_store(db, "BOOT", name="Bootstrap", device_id="till-1") or ""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from hq.cli import main; main()",
+            "--dsn" if "://" in target else "--db",
+            target,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        cat_rows, cat_bytes, cat_s = download(url, token, "catalog")
+        price_rows, price_bytes, price_s = download(url, token, "prices")
+        seconds = cat_s + price_s
+        result = {
+            "mode": "hq-only",
+            "backend": args.backend,
+            "skus": cat_rows,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round((cat_rows + price_rows) / seconds),
+            "catalog_s": round(cat_s, 2),
+            "prices_s": round(price_s, 2),
+            "snapshot_mb": round((cat_bytes + price_bytes) / 1e6, 1),
+            "hq_load_s": round(hq_load, 1),
+            "db_mb": None,
+        }
+        if not args.json:
+            for k, v in result.items():
+                print(f"{k:>12}: {v}")
+        print(json.dumps(result))
+    finally:
+        server.terminate()
+        server.wait(10)
+        db.dispose()
+        cleanup()  # type: ignore[operator]
+
+
+if __name__ == "__main__":
+    main()
