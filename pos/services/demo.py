@@ -13,15 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pos.domain.gtin import check_digit
-from pos.services.catalog_import import (
-    ImportReport,
-    Progress,
-    RawRecord,
-    load_records,
-)
-from pos.store import DEFAULT_TIMEZONE, Store, catalog, open_store
+from pos.services.catalog_parse import RawRecord
+
+if TYPE_CHECKING:
+    from pos.services.catalog_import import ImportReport, Progress
+    from pos.store import Store
 
 MAX_DEMO_SKUS = 2_057_280
 DEMO_SKUS = 20_000  # a demo store that is ready in a second
@@ -141,21 +140,19 @@ def load_demo(
     progress: Progress | None = None,
     replace: bool = False,
     now: datetime | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
-    """Generate and load an n-SKU demo catalogue into an open Store."""
-    report = ImportReport()
-    records = demo_records(n, seed)
-    if progress is not None:
-        records = _ticking(records, n, progress)
-    return load_records(store, records, report, replace=replace, now=now)
+    """Generate and load an n-SKU demo catalogue into an open Store (the import path, rows
+    checked like a file's)."""
+    from pos.services.catalog_import import load_source
+    from pos.services.catalog_parse import DemoSource
 
-
-def _ticking(records: Iterator[RawRecord], n: int, progress: Progress) -> Iterator[RawRecord]:
-    for i, rec in enumerate(records, start=1):
-        yield rec
-        if i % 50_000 == 0:
-            progress(i, n)
-    progress(n, n)
+    if not 0 <= n <= MAX_DEMO_SKUS:
+        raise ValueError(f"a demo catalogue has 0 to {MAX_DEMO_SKUS:,} SKUs, not {n:,}")
+    return load_source(
+        store, DemoSource(n, seed), progress=progress, replace=replace, now=now,
+        parallel=parallel,
+    )  # fmt: skip
 
 
 def create_demo_store(
@@ -165,13 +162,15 @@ def create_demo_store(
     *,
     store_id: str = DEMO_STORE_ID,
     device_id: str = DEMO_DEVICE_ID,
-    timezone: str = DEFAULT_TIMEZONE,
+    timezone: str = "Asia/Shanghai",
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> DemoStore:
     """Create the demo store at `path`, or reuse it if it already has a catalogue.
 
     Opens and closes the store itself: call it before the app opens the same file."""
+    from pos.store import catalog, open_store
+
     when = now or datetime.now().astimezone()
     with open_store(Path(path)) as store:
         if not store.has_identity():

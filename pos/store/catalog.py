@@ -8,6 +8,7 @@ HQ owns the catalogue; the till only applies what it is given. Two ways in:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -220,12 +221,19 @@ class BulkLoad:
     returns. The rollback journal (instead of WAL) halves the bytes written: new pages go
     straight to the file instead of through the WAL and a checkpoint."""
 
-    def __init__(self, db: DbLike, *, replace: bool = False) -> None:
+    def __init__(
+        self, db: DbLike, *, replace: bool = False, one_movement_per_sku: bool = False
+    ) -> None:
+        """`one_movement_per_sku`: the caller promises at most one ledger row per SKU in this
+        load (an import's initial stock); on a till with an empty ledger the on-hand
+        projection is then copied instead of summed."""
         self.conn = connection(db)
         self.replace = replace
+        self._one_movement_per_sku = one_movement_per_sku
         self.rows = 0
         self.timings: dict[str, float] = {}
         self._journal_changed = False
+        self._ledger_was_empty = False
 
     def __enter__(self) -> BulkLoad:
         conn = self.conn
@@ -249,6 +257,9 @@ class BulkLoad:
             conn.execute("DROP TRIGGER IF EXISTS stock_ledger_on_hand")
             for statement in schema.CATALOG_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {_index_name(statement)}")
+            self._ledger_was_empty = (
+                conn.execute("SELECT 1 FROM stock_ledger LIMIT 1").fetchone() is None
+            )
             if self.replace:
                 conn.execute("DELETE FROM barcodes")
                 conn.execute("DELETE FROM products")
@@ -265,6 +276,7 @@ class BulkLoad:
         ledger: Sequence[LedgerRow] = (),
     ) -> None:
         conn = self.conn
+        started = time.perf_counter()
         conn.executemany(
             "INSERT INTO products (sku, name, price, tax_rate_bp) VALUES (?, ?, ?, ?)", products
         )
@@ -277,6 +289,7 @@ class BulkLoad:
                 ledger,
             )
         self.rows += len(products)
+        self.timings["insert_s"] = self.timings.get("insert_s", 0.0) + time.perf_counter() - started
 
     def __exit__(
         self,
@@ -301,11 +314,17 @@ class BulkLoad:
             for statement in schema.FTS_TRIGGERS:
                 conn.execute(statement)
             conn.execute(schema.ON_HAND_TRIGGER)
-            conn.execute("DELETE FROM stock_on_hand")
-            conn.execute(
-                "INSERT INTO stock_on_hand (sku, on_hand)"
-                " SELECT sku, sum(delta) FROM stock_ledger GROUP BY sku"
-            )
+            if self._ledger_was_empty and self._one_movement_per_sku:
+                # a fresh till: one 'initial' movement per SKU, no sum needed
+                conn.execute(
+                    "INSERT INTO stock_on_hand (sku, on_hand) SELECT sku, delta FROM stock_ledger"
+                )
+            else:
+                conn.execute("DELETE FROM stock_on_hand")
+                conn.execute(
+                    "INSERT INTO stock_on_hand (sku, on_hand)"
+                    " SELECT sku, sum(delta) FROM stock_ledger GROUP BY sku"
+                )
             self.timings["on_hand_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
             conn.execute("COMMIT")
@@ -320,10 +339,11 @@ class BulkLoad:
             self._restore()
 
     def _abort(self) -> None:
-        try:
+        # the error that got us here is the one to report; restoring is best effort
+        with contextlib.suppress(sqlite3.Error):
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-        finally:
+        with contextlib.suppress(sqlite3.Error):
             self._restore()
 
     def _restore(self) -> None:

@@ -210,3 +210,38 @@ def test_create_demo_store_creates_once_then_reuses(tmp_path: Path) -> None:
     with open_store(path, create=False) as store:
         assert store.identity.store_id == first.store_id
         assert store.conn.execute("SELECT count(*) FROM products").fetchone()[0] == 1000
+
+
+def test_the_reader_process_path_gives_the_same_result(tmp_path: Path) -> None:
+    """Big imports read and check rows in a second process; small files show it works alike."""
+    path = tmp_path / "catalog.csv"
+    path.write_text(CSV, encoding="utf-8")
+    reports = []
+    for parallel in (False, True):
+        with open_store(tmp_path / f"store-{parallel}.db") as store:
+            report = import_catalog(store, path, now=NOW, parallel=parallel)
+            rows = store.conn.execute(
+                "SELECT p.sku, p.name, p.price, b.code FROM products p"
+                " LEFT JOIN barcodes b ON b.sku = p.sku ORDER BY p.sku, b.code"
+            ).fetchall()
+            reports.append((report.loaded, problems(report), rows))
+    assert reports[0] == reports[1]
+    assert reports[1][0] == 4
+
+
+def test_the_reader_process_reports_an_unreadable_file(tmp_path: Path) -> None:
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes("sku,name,price,tax_rate\nA,Caf\xe9,1,13\n".encode("latin-1"))
+    with open_store(tmp_path / "store.db") as store:
+        with pytest.raises(ImportFileError, match="not UTF-8"):
+            import_catalog(store, latin, parallel=True)
+        assert store.conn.execute("SELECT count(*) FROM products").fetchone()[0] == 0
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_demo_load_through_the_reader_process(empty_store: Store) -> None:
+    report = load_demo(empty_store, 2000, seed=5, now=NOW, parallel=True)
+    assert (report.loaded, report.skipped) == (2000, 0)
+    sku, code = next(demo_codes(2000, seed=5))
+    product = SaleService(empty_store).lookup(code)
+    assert product is not None and product.sku == sku
