@@ -91,10 +91,16 @@ def _native(w: _Work) -> tuple[np.ndarray, np.ndarray]:
     return w.gray, _scale_matrix(1, 1)
 
 
+MAX_SIDE = 1600  # enlarging past this costs more time than it rescues codes
+
+
 def _enlarged(factor: float) -> Callable[[_Work], tuple[np.ndarray, np.ndarray]]:
     def make(w: _Work) -> tuple[np.ndarray, np.ndarray]:
-        img = cv2.resize(w.gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-        return img, _scale_matrix(factor, factor)
+        f = min(factor, MAX_SIDE / max(w.gray.shape[:2]))
+        if f <= 1.05:
+            return w.gray, _scale_matrix(1, 1)
+        img = cv2.resize(w.gray, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+        return img, _scale_matrix(f, f)
 
     return make
 
@@ -186,6 +192,45 @@ _RECIPES: dict[str, Callable[[_Work], tuple[np.ndarray, np.ndarray]]] = {
     "x2-rot-45": _rotated("x2", -45),
 }
 
+_QR_FINDER: cv2.QRCodeDetectorAruco | None = None
+
+
+def _rectified_qr(w: _Work) -> list[tuple[np.ndarray, np.ndarray]]:
+    """QR codes seen at a slant: OpenCV locates their corners, each is warped flat (perspective
+    undone, enlarged to a comfortable module size) for ZBar to read."""
+    global _QR_FINDER
+    if _QR_FINDER is None:
+        _QR_FINDER = cv2.QRCodeDetectorAruco()
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for base in ("native", "x2"):
+        img, m = w.get(base)
+        scale = float(m[0, 0])
+        try:
+            found, quads = _QR_FINDER.detectMulti(img)
+        except cv2.error:
+            continue
+        if not found or quads is None:
+            continue
+        for quad in np.asarray(quads, dtype=np.float32).reshape(-1, 4, 2) / scale:
+            side = max(float(np.linalg.norm(quad[i] - quad[(i + 1) % 4])) for i in range(4))
+            size = int(min(1200, max(240, side * 1.5)))
+            lo, hi = size * 0.12, size * 0.88
+            target = np.array([[lo, lo], [hi, lo], [hi, hi], [lo, hi]], dtype=np.float32)
+            h = np.asarray(cv2.getPerspectiveTransform(quad, target), dtype=np.float64)
+            flat = cv2.warpPerspective(
+                w.gray, h, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+            )
+            out.append((flat, h))
+        if out:
+            break
+    return out
+
+
+# Steps that make several images (one per code found), run only when no QR code was read yet.
+_MULTI: dict[str, Callable[[_Work], list[tuple[np.ndarray, np.ndarray]]]] = {
+    "qr-rectified": _rectified_qr,
+}
+
 # The order matters: the first variants are the cheap ones that read most codes; later ones
 # rescue hard photos. Names only, so a caller can pass a shorter or different cascade.
 STILL_CASCADE: tuple[str, ...] = (
@@ -194,6 +239,7 @@ STILL_CASCADE: tuple[str, ...] = (
     "x2-clahe",
     "x2-blur",
     "x2-otsu",
+    "qr-rectified",
     "blur",
     "x2-sharp",
     "x3",
@@ -217,11 +263,14 @@ FRAME_CASCADE: tuple[str, ...] = ("x2", "x2-clahe", "x2-blur", "x2-otsu", "inver
 
 
 def _map_box(box: tuple[int, int, int, int], m: np.ndarray) -> Box:
-    """A box in a variant's pixels back into the original's pixels."""
-    inv = cv2.invertAffineTransform(m)
+    """A box in a variant's pixels back into the original's pixels (`m`: the 2x3 affine or 3x3
+    homography that made the variant)."""
+    full = m if m.shape == (3, 3) else np.vstack([m, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(full)
     x0, y0, x1, y1 = box
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], dtype=float)
     pts = corners @ inv.T
+    pts = pts[:, :2] / pts[:, 2:3]
     return (
         float(pts[:, 0].min()),
         float(pts[:, 1].min()),
@@ -405,7 +454,7 @@ class Decoder:
         frame_density: int = 2,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES]
+        unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES and n not in _MULTI]
         if unknown:
             raise ValueError(f"unknown cascade steps: {unknown}")
         self.cascade = tuple(cascade)
@@ -475,9 +524,15 @@ class Decoder:
         work = _Work(gray)
         ballot = _Ballot()
         for name in steps:
-            img, m = work.get(name)
-            for symbol in self._zbar.scan(img):
-                ballot.add(symbol, _map_box(symbol.box, m), name)
+            if name in _MULTI:
+                if any(c.family == "2d" for c in ballot.clusters):
+                    continue
+                images = _MULTI[name](work)
+            else:
+                images = [work.get(name)]
+            for img, m in images:
+                for symbol in self._zbar.scan(img):
+                    ballot.add(symbol, _map_box(symbol.box, m), name)
             if ballot.settled():
                 break
             if (self._clock() - start) * 1000.0 > budget_ms:
