@@ -7,17 +7,23 @@ with synchronous=FULL, before it returns the receipt."""
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pos.domain.cart import Cart, Payment, Product, settle
 from pos.domain.errors import CartError
 from pos.domain.gtin import lookup_key
 from pos.store import Store, catalog, outbox, sales, stock
+from pos.store.errors import translate
 from pos.store.sales import PaymentRow, SaleLineRow, SaleRow
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 SALE_COMPLETED = "sale.completed"
@@ -65,6 +71,20 @@ class SaleReceipt:
     event_id: str = ""
 
 
+def _store_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """A damaged or unreadable file found while reading comes out as a StoreError (with a
+    message for the cashier), not as a raw sqlite3 error."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise (translate(exc) or exc) from exc
+
+    return wrapper
+
+
 class SaleService:
     """The cashier's use cases over one open store (same thread as the store)."""
 
@@ -74,6 +94,7 @@ class SaleService:
 
     # -- finding products ----------------------------------------------------------------------
 
+    @_store_errors
     def lookup(self, code: str) -> Product | None:
         """The product a scanned or typed code stands for: its barcode (any GTIN spelling), or
         failing that an exact SKU. None when unknown; never raises for odd input."""
@@ -85,11 +106,13 @@ class SaleService:
             product = catalog.find_by_sku(self.store.conn, code.strip())
         return product
 
+    @_store_errors
     def search(self, text: str, limit: int = 20) -> list[Product]:
         """Products by name (for items without a barcode). See catalog.search_names for how
         1-2 character queries are answered."""
         return catalog.search_names(self.store.conn, text, limit)
 
+    @_store_errors
     def available(self, sku: str) -> int:
         """Units the till may promise: on-hand (holds for online orders will be subtracted here
         once they exist)."""

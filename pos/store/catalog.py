@@ -291,6 +291,34 @@ class BulkLoad:
         self.rows += len(products)
         self.timings["insert_s"] = self.timings.get("insert_s", 0.0) + time.perf_counter() - started
 
+    def add_items(self, items: Iterable[CatalogItem]) -> None:
+        """Add CatalogItems (an HQ snapshot page, say): barcodes keyed here, `active` and
+        `updated_cursor` kept. No stock movements."""
+        conn = self.conn
+        started = time.perf_counter()
+        products: list[tuple[str, str, int, int, int, str | None]] = []
+        barcodes: list[BarcodeRow] = []
+        for item in items:
+            products.append(
+                (
+                    item.sku,
+                    item.name,
+                    item.price,
+                    item.tax_rate_bp,
+                    int(item.active),
+                    item.updated_cursor,
+                )
+            )
+            barcodes.extend((lookup_key(raw), item.sku, raw.strip()) for raw in item.barcodes)
+        conn.executemany(
+            "INSERT INTO products (sku, name, price, tax_rate_bp, active, updated_cursor)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            products,
+        )
+        conn.executemany("INSERT INTO barcodes (code, sku, raw) VALUES (?, ?, ?)", barcodes)
+        self.rows += len(products)
+        self.timings["insert_s"] = self.timings.get("insert_s", 0.0) + time.perf_counter() - started
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

@@ -116,3 +116,45 @@ def test_a_newer_schema_is_refused(store_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer version"):
         open_store(store_path)
+
+
+def test_damage_found_during_a_lookup_is_a_store_error_not_a_crash(store_path: Path) -> None:
+    from pos.services.demo import demo_codes, load_demo
+    from pos.services.sale import SaleService
+
+    with open_store(store_path) as store:
+        store.set_identity("S", "T", now=NOW)
+        load_demo(store, 3000, seed=9, now=NOW)
+        root = store.conn.execute(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'barcodes_code'"
+        ).fetchone()[0]
+        page_size = store.conn.execute("PRAGMA page_size").fetchone()[0]
+    raw = bytearray(store_path.read_bytes())
+    start = (root - 1) * page_size
+    raw[start : start + page_size] = b"\x0d" + b"\xee" * (page_size - 1)
+    store_path.write_bytes(bytes(raw))
+
+    with open_store(store_path) as store:  # opening reads no table: still fine
+        _, code = next(demo_codes(3000, seed=9))
+        with pytest.raises(StoreCorruptError, match="damaged"):
+            SaleService(store).lookup(code)
+
+
+def test_bulk_load_of_catalog_items_keeps_flags_and_cursors(store_path: Path) -> None:
+    from pos.store.catalog import BulkLoad, CatalogItem, find_by_code, find_by_sku
+
+    with open_store(store_path) as store:
+        with BulkLoad(store.conn, replace=True) as load:
+            load.add_items(
+                [
+                    CatalogItem("A", "苹果 Apple", 599, 900, ("6921168509256",), True, "c-9"),
+                    CatalogItem("B", "Discontinued", 100, 1300, ("B-1",), False, "c-10"),
+                ]
+            )
+        assert find_by_code(store, "06921168509256") is not None
+        assert find_by_sku(store, "B") is None  # inactive: not sold
+        assert find_by_sku(store, "B", active_only=False) is not None
+        assert (
+            store.conn.execute("SELECT updated_cursor FROM products WHERE sku = 'A'").fetchone()[0]
+            == "c-9"
+        )
