@@ -186,6 +186,7 @@ _RECIPES: dict[str, Callable[[_Work], tuple[np.ndarray, np.ndarray]]] = {
     "x2-sharp": _on("x2", _sharpen),
     "x2-inverted": _on("x2", _invert),
     "x3-blur": _on("x3", _blur),
+    "x3-clahe": _on("x3", _clahe),
     "x2-rot30": _rotated("x2", 30),
     "x2-rot-30": _rotated("x2", -30),
     "x2-rot45": _rotated("x2", 45),
@@ -245,6 +246,7 @@ STILL_CASCADE: tuple[str, ...] = (
     "x3",
     "x2-adaptive",
     "x3-blur",
+    "x3-clahe",
     "inverted",
     "x2-inverted",
     "x2-rot30",
@@ -440,7 +442,8 @@ class Decoder:
     """Finds codes in still images and video frames.
 
     `budget_ms` bounds the cascade on a still image; `frame_budget_ms` bounds the whole work on
-    one video frame. Use one Decoder per thread (ZBar scanners are not thread-safe)."""
+    one video frame. Both count this thread's CPU time, so a busy machine does not change what
+    is read. Use one Decoder per thread (ZBar scanners are not thread-safe)."""
 
     def __init__(
         self,
@@ -452,7 +455,7 @@ class Decoder:
         lone_1d: bool = True,
         verify_ean: bool = True,
         frame_density: int = 2,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] = time.thread_time,
     ) -> None:
         unknown = [n for n in (*cascade, *frame_cascade) if n not in _RECIPES and n not in _MULTI]
         if unknown:
