@@ -42,7 +42,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
-from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, select, update
@@ -115,8 +114,8 @@ class Handler:
     model: type[BaseModel]
     versions: frozenset[int]
     skus: Callable[[Any], Iterable[str]]
-    movement_ids: Callable[[Any], Iterable[UUID]]
-    sale_ids: Callable[[Any], Iterable[UUID]]
+    movement_ids: Callable[[Any], Iterable[str]]
+    sale_ids: Callable[[Any], Iterable[str]]
     apply: Callable[[Any, DeviceAuth, str, str, datetime, Effects], None]
     names_store: bool = False
 
@@ -124,7 +123,7 @@ class Handler:
 def _apply_sale(
     sale: SaleCompletedV1, dev: DeviceAuth, event_id: str, type_: str, now: datetime, fx: Effects
 ) -> None:
-    sale_id = str(sale.sale_id)
+    sale_id = sale.sale_id
     day = sale.business_day.isoformat()
     fx.sales.append(
         {
@@ -157,16 +156,14 @@ def _apply_sale(
             }
         )
     for line in sale.lines:
-        _move(fx, dev, str(line.movement_id), line.sku, -line.qty, "sale", event_id, now)
+        _move(fx, dev, line.movement_id, line.sku, -line.qty, "sale", event_id, now)
 
 
 def _apply_movements(
     m: StockMovementsV1, dev: DeviceAuth, event_id: str, type_: str, now: datetime, fx: Effects
 ) -> None:
     for mv in m.movements:
-        _move(
-            fx, dev, str(mv.movement_id), mv.sku, mv.delta, (mv.reason or type_)[:64], event_id, now
-        )
+        _move(fx, dev, mv.movement_id, mv.sku, mv.delta, (mv.reason or type_)[:64], event_id, now)
 
 
 def _move(
@@ -451,8 +448,8 @@ def _decide(
 
     valid = [f for f in decided if f.reason is None]
     skus = {s for f in valid for s in HANDLERS[f.env.type].skus(f.model)}
-    mids = [str(m) for f in valid for m in HANDLERS[f.env.type].movement_ids(f.model)]
-    sids = [str(s) for f in valid for s in HANDLERS[f.env.type].sale_ids(f.model)]
+    mids = [m for f in valid for m in HANDLERS[f.env.type].movement_ids(f.model)]
+    sids = [s for f in valid for s in HANDLERS[f.env.type].sale_ids(f.model)]
     known_skus = db.existing(conn, products.c.sku, sorted(skus))
     used_mids = db.existing(conn, stock_ledger.c.movement_id, mids)
     used_sales = db.existing(conn, sales.c.sale_id, sids)
@@ -472,11 +469,11 @@ def _decide(
                 "unknown_sku: " + ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
             )
             continue
-        sale_ids = [str(s) for s in h.sale_ids(f.model)]
+        sale_ids = list(h.sale_ids(f.model))
         if any(s in used_sales for s in sale_ids):
             f.reason = f"sale_id_reused: sale {sale_ids[0]} is already recorded at HQ"
             continue
-        mv = [str(m) for m in h.movement_ids(f.model)]
+        mv = list(h.movement_ids(f.model))
         reused = [m for m in mv if m in used_mids]
         if reused:
             f.reason = f"movement_id_reused: {reused[0]}"

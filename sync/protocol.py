@@ -62,6 +62,7 @@ from uuid import UUID
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -136,6 +137,19 @@ Identifier = Annotated[str, Field(min_length=1, max_length=64)]
 Seq = Annotated[StrictInt, Field(ge=1)]
 Cursor = Annotated[StrictInt, Field(ge=0)]
 HashHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _uuid_text(value: Any) -> Any:
+    return str(value) if isinstance(value, UUID) else value
+
+
+UUIDText = Annotated[
+    str,
+    BeforeValidator(_uuid_text),
+    Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+"""A UUID inside a payload, kept as its canonical text (lowercase, hyphenated: what
+``str(uuid4())`` gives). A UUID object is accepted and turned into that text."""
 
 
 class Message(BaseModel):
@@ -474,7 +488,7 @@ class SaleLineV1(Message):
     tax_rate_bp: StrictInt
     line_total: StrictInt
     tax_amount: StrictInt
-    movement_id: UUID
+    movement_id: UUIDText
     code: str | None = None
     stock_short: StrictBool = False
 
@@ -490,7 +504,7 @@ class SalePaymentV1(Message):
 class SaleCompletedV1(Message):
     """``sale.completed`` schema_version 1: exactly the store's payload (contract-store)."""
 
-    sale_id: UUID
+    sale_id: UUIDText
     sale_no: StrictInt
     short_id: str
     store_id: str
@@ -512,7 +526,7 @@ class SaleCompletedV1(Message):
 
 
 class MovementV1(Message):
-    movement_id: UUID
+    movement_id: UUIDText
     sku: Annotated[str, Field(min_length=1)]
     delta: StrictInt
     reason: str | None = None
