@@ -203,6 +203,10 @@ BarcodeRow = tuple[str, str, str]  # lookup key, sku, raw
 LedgerRow = tuple[str, str, int, str, str]  # movement_id, sku, delta, reason, occurred_at
 
 
+FTS_BULK_HASHSIZE = 128 * 1024 * 1024
+FTS_DEFAULT_HASHSIZE = 1024 * 1024
+
+
 class BulkLoad:
     """Load a large catalogue in one transaction, indexes and the name index built once at the
     end. Either the catalogue is empty, or `replace=True` swaps the whole catalogue (an HQ
@@ -336,7 +340,17 @@ class BulkLoad:
                 conn.execute(statement)
             self.timings["indexes_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
+            # FTS5 flushes its pending terms every `hashsize` bytes (1 MiB by default) and then
+            # merges the pieces; a large buffer builds the index in one piece, twice as fast
+            conn.execute(
+                "INSERT INTO products_fts(products_fts, rank) VALUES ('hashsize', ?)",
+                (FTS_BULK_HASHSIZE,),
+            )
             conn.execute("INSERT INTO products_fts(products_fts) VALUES ('rebuild')")
+            conn.execute(
+                "INSERT INTO products_fts(products_fts, rank) VALUES ('hashsize', ?)",
+                (FTS_DEFAULT_HASHSIZE,),
+            )
             self.timings["name_index_s"] = time.perf_counter() - mark
             mark = time.perf_counter()
             for statement in schema.FTS_TRIGGERS:
