@@ -58,13 +58,16 @@ def demo(ctx: click.Context, skus: int, seed: int, replace: bool) -> None:
     """Generate a realistic demo catalogue (Chinese and English names, valid EAN-13 codes,
     several price points, some items without barcodes) and load it."""
     from pos.services.demo import load_demo
+    from pos.store.catalog import has_products
 
-    with (
-        opened_store(ctx.obj["db_path"], create=True) as store,
-        _service_errors(),
-        _progress(skus, "Generating and loading") as tick,
-    ):
-        report = load_demo(store, skus, seed, progress=tick, replace=replace)
+    with opened_store(ctx.obj["db_path"], create=True) as store, _service_errors():
+        if has_products(store.conn) and not replace:
+            raise click.ClickException(
+                "This till already has a catalogue. Add --replace to swap it for the demo "
+                "catalogue (stock and sales are kept)."
+            )
+        with _progress(skus, "Generating and loading") as tick:
+            report = load_demo(store, skus, seed, progress=tick, replace=replace)
     _print_report(report, f"demo catalogue (seed {seed})")
 
 

@@ -51,6 +51,12 @@ def test_catalog_demo_loads_the_requested_size(tmp_path: Path) -> None:
     assert "Loaded 1,500 products" in result.output
     with open_store(db) as store:
         assert store.conn.execute("SELECT count(*) FROM products").fetchone()[0] == 1500
+    again = CliRunner().invoke(cli, ["--db", str(db), "catalog", "demo", "--skus", "10"])
+    assert again.exit_code == 1 and "--replace" in again.output
+    replaced = CliRunner().invoke(
+        cli, ["--db", str(db), "catalog", "demo", "--skus", "10", "--replace"]
+    )
+    assert replaced.exit_code == 0 and "Loaded 10 products" in replaced.output
 
 
 def test_a_corrupt_database_gives_a_message_and_exit_1_without_traceback(tmp_path: Path) -> None:
