@@ -129,6 +129,7 @@ def _bulk(
                 if progress is not None:
                     progress(done, total)
         report.loaded = load.rows
+        report.stock_ignored = load.stock_ignored
         report.timings = dict(load.timings)
         report.timings["parallel"] = float(parallel)
     finally:

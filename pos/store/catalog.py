@@ -215,6 +215,9 @@ class BulkLoad:
         with BulkLoad(store, replace=False) as load:
             load.add(products, barcodes, ledger_rows)
 
+    Initial stock rows (reason 'initial') count only for SKUs that have no stock history on
+    this till yet; the others are dropped and counted in `stock_ignored`.
+
     Durability: during the load the journal is a rollback journal and synchronous is OFF. The
     rows being written are HQ-owned catalogue data that can always be loaded again, and the
     whole load is one transaction, so a crashed program leaves the previous catalogue; the
@@ -238,6 +241,8 @@ class BulkLoad:
         self.timings: dict[str, float] = {}
         self._journal_changed = False
         self._ledger_was_empty = False
+        self._ledger_top = 0
+        self.stock_ignored = 0  # initial movements dropped: their SKU already had stock history
 
     def __enter__(self) -> BulkLoad:
         conn = self.conn
@@ -261,9 +266,8 @@ class BulkLoad:
             conn.execute("DROP TRIGGER IF EXISTS stock_ledger_on_hand")
             for statement in schema.CATALOG_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {_index_name(statement)}")
-            self._ledger_was_empty = (
-                conn.execute("SELECT 1 FROM stock_ledger LIMIT 1").fetchone() is None
-            )
+            self._ledger_top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
+            self._ledger_was_empty = self._ledger_top == 0
             if self.replace:
                 conn.execute("DELETE FROM barcodes")
                 conn.execute("DELETE FROM products")
@@ -356,6 +360,14 @@ class BulkLoad:
             for statement in schema.FTS_TRIGGERS:
                 conn.execute(statement)
             conn.execute(schema.ON_HAND_TRIGGER)
+            if not self._ledger_was_empty:
+                # initial stock is for SKUs new to this till: a re-loaded catalogue must not
+                # add its stock column on top of the stock the till has been counting
+                self.stock_ignored = conn.execute(
+                    "DELETE FROM stock_ledger WHERE pos > ?1 AND reason = 'initial'"
+                    " AND sku IN (SELECT sku FROM stock_ledger WHERE pos <= ?1)",
+                    (self._ledger_top,),
+                ).rowcount
             if self._ledger_was_empty and self._one_movement_per_sku:
                 # a fresh till: one 'initial' movement per SKU, no sum needed
                 conn.execute(

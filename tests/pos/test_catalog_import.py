@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pos.domain.cart import Cart, Payment
 from pos.domain.gtin import is_valid_gtin
 from pos.services.catalog_import import ImportReport, import_catalog
 from pos.services.demo import create_demo_store, demo_codes, demo_records, load_demo
@@ -245,3 +246,31 @@ def test_demo_load_through_the_reader_process(empty_store: Store) -> None:
     sku, code = next(demo_codes(2000, seed=5))
     product = SaleService(empty_store).lookup(code)
     assert product is not None and product.sku == sku
+
+
+def test_replacing_the_catalogue_keeps_stock_and_does_not_add_initial_stock_twice(
+    empty_store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "sku,name,price,tax_rate,barcodes,initial_stock\nA1,Water,2.00,13,6921168509256,10\n",
+        encoding="utf-8",
+    )
+    import_catalog(empty_store, path, now=NOW)
+    service = SaleService(empty_store, clock=lambda: NOW)
+    water = service.lookup("6921168509256")
+    assert water is not None
+    cart = Cart().add(water, 3)
+    service.complete(cart, [Payment.cash(cart.total)])
+    path.write_text(
+        "sku,name,price,tax_rate,barcodes,initial_stock\n"
+        "A1,Water 2.0,2.50,13,6921168509256,10\nA2,Tea,5.00,13,,4\n",
+        encoding="utf-8",
+    )
+    report = import_catalog(empty_store, path, replace=True, now=NOW)
+    assert (report.loaded, report.stock_ignored) == (2, 1)
+    assert stock.on_hand(empty_store, "A1") == 7  # 10 - 3 sold; not 17
+    assert stock.on_hand(empty_store, "A2") == 4
+    assert empty_store.conn.execute("SELECT count(*) FROM sales").fetchone()[0] == 1
+    water = service.lookup("6921168509256")
+    assert water is not None and water.price == 250
