@@ -34,9 +34,29 @@ def is_valid_gtin(code: str) -> bool:
     return looks_like_gtin(code) and check_digit(code[:-1]) == ord(code[-1]) - 48
 
 
+def upc_e_as_upc_a(code: str) -> str | None:
+    """The UPC-A a valid 8-digit UPC-E code stands for, or None."""
+    if len(code) != 8 or code[0] not in "01" or not _is_digits(code):
+        return None
+    # imported here: biip takes a tenth of a second to import, and only UPC-E codes need it
+    from biip import ParseError
+    from biip.upc import Upc
+
+    try:
+        return str(Upc.parse(code).as_upc_a())
+    except (ParseError, ValueError):
+        return None
+
+
 def lookup_key(code: str) -> str:
-    """The key a barcode is stored and looked up under (see module docstring)."""
+    """The key a barcode is stored and looked up under (see module docstring).
+
+    An 8-digit code starting with 0 or 1 that is a valid UPC-E is expanded to its UPC-A first
+    (EAN-8 codes with those prefixes are shop-internal, so the UPC-E reading wins)."""
     stripped = code.strip()
+    upc_a = upc_e_as_upc_a(stripped)
+    if upc_a is not None:
+        return upc_a.zfill(14)
     if is_valid_gtin(stripped):
         return stripped.zfill(14)
     return stripped
@@ -47,7 +67,13 @@ def barcode_problem(code: str) -> str | None:
     stripped = code.strip()
     if not stripped:
         return "empty barcode"
-    if looks_like_gtin(stripped) and not is_valid_gtin(stripped):
+    if (
+        looks_like_gtin(stripped)
+        and not is_valid_gtin(stripped)
+        and upc_e_as_upc_a(stripped) is None
+    ):
+        if len(stripped) == 8 and stripped[0] in "01":
+            return f"barcode {stripped}: check digit {stripped[-1]} fits neither EAN-8 nor UPC-E"
         want = check_digit(stripped[:-1])
         return f"barcode {stripped}: EAN/UPC check digit is {stripped[-1]}, expected {want}"
     if len(stripped) > 128:

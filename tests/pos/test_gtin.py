@@ -22,6 +22,8 @@ def test_upc_a_ean13_and_gtin14_share_one_key(code: str) -> None:
     [
         ("6921168509256", "06921168509256"),  # EAN-13
         ("96385074", "00000096385074"),  # EAN-8
+        ("04252614", "00042100005264"),  # UPC-E, expanded to its UPC-A
+        ("042100005264", "00042100005264"),  # that UPC-A
         ("6921168509257", "6921168509257"),  # bad check digit: not a GTIN, kept as typed
         ("COLA-1", "COLA-1"),
         ("  A12  ", "A12"),
@@ -43,6 +45,8 @@ def test_lookup_key(code: str, key: str) -> None:
         ("6921168509257", "check digit is 7, expected 6"),
         ("036000291453", "check digit is 3, expected 2"),
         ("INTERNAL-7", None),
+        ("04252614", None),  # a valid UPC-E
+        ("04252615", "fits neither EAN-8 nor UPC-E"),
         ("", "empty barcode"),
     ],
 )
