@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pos.store.db import Store
 
 DEFAULT_GAP_MS = 30.0
+HICCUP_WINDOW_S = 0.5  # keys typed into the scan field this shortly before a burst belong to it
 ENTER_KEYS = frozenset({"enter", "ctrl+m", "ctrl+j"})
 READY_MARKER = b"pos: ready to scan\n"
 
@@ -84,6 +85,8 @@ class PosApp(App[int]):
             else None
         )
         self._wedge_timer: Timer | None = None
+        self._field_head: list[str] = []  # keys released into the scan field as typing
+        self._field_head_at = 0.0
         self.sale_screen: SaleScreen | None = None
         self.camera_on = False
 
@@ -167,11 +170,6 @@ class PosApp(App[int]):
         await super().on_event(event)
 
     async def _wedge_key(self, event: events.Key, wedge: WedgeBuffer[events.Key]) -> None:
-        if isinstance(self.focused, ScanField):
-            # the scan field takes every key as it comes; it tells scans from typing itself
-            await self._deliver(wedge.flush())
-            await super().on_event(event)
-            return
         if event.is_printable and event.character is not None and len(event.character) == 1:
             await self._deliver(wedge.push(event.character, event.time, event))
             self._arm_wedge_timer()
@@ -179,16 +177,20 @@ class PosApp(App[int]):
         if event.key in ENTER_KEYS and wedge.holding:
             result = wedge.enter(event.time)
             if isinstance(result, Scan):
-                self._burst_scanned(result.text)
+                self._burst_scanned(result)
                 return
             await self._deliver(result.items)
         else:
             await self._deliver(wedge.flush())
+        self._field_head = []  # Enter or an editing key: whatever was typed is done with
         await super().on_event(event)
 
     async def _deliver(self, keys: tuple[events.Key, ...]) -> None:
         """Hand held keys to Textual's normal key handling, in the order they were typed."""
         for key in keys:
+            if isinstance(self.focused, ScanField) and key.character:
+                self._field_head.append(key.character)
+                self._field_head_at = key.time
             await super().on_event(key)
 
     def _arm_wedge_timer(self) -> None:
@@ -205,7 +207,17 @@ class PosApp(App[int]):
         if wedge.holding:
             self._arm_wedge_timer()
 
-    def _burst_scanned(self, text: str) -> None:
+    def _burst_scanned(self, scan: Scan) -> None:
+        text = scan.text
+        field = self.focused
+        if isinstance(field, ScanField):
+            # A scanner that paused mid-code (a Bluetooth hiccup, a busy machine) had its first
+            # keys released into the field as typing: they are the start of this code.
+            head_age = scan.started_at - self._field_head_at
+            if self._field_head and head_age <= HICCUP_WINDOW_S:
+                text = "".join(self._field_head) + text
+            field.call_later(field.clear)  # after any keys it is still taking in
+        self._field_head = []
         self.post_message(ScanReceived(text, "wedge"))
 
     # -- every scan, whatever its source, is routed here -----------------------------------------

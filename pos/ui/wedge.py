@@ -1,12 +1,10 @@
 """Telling a wedge scanner from a person typing.
 
 A wedge scanner is a keyboard to the terminal: it "types" the code and Enter within a few
-milliseconds. A person needs far longer between keys. When the focus is away from the scan field,
-printable keys are held back for a few milliseconds; if they keep coming that fast and end with
-Enter, the run is one scan, and none of its keys reach the focused widget. Anything slower is
-released in order, a few milliseconds late, to whatever the keys were meant for. In the scan
-field itself keys go straight in (a hiccup in the middle of a scan then costs nothing), and the
-timing only tells a scanned code from a typed one.
+milliseconds. A person needs far longer between keys. So printable keys are held back for a few
+milliseconds; if they keep coming that fast and end with Enter, the run is one scan, wherever the
+focus is, and none of its keys reach the focused widget (nor cost it a redraw per key). Anything
+slower is released in order, a few milliseconds late, to whatever the keys were meant for.
 
 This module knows nothing about Textual: it buffers opaque items with timestamps, so its rules are
 tested with exact times and the app decides what an item is."""
@@ -26,9 +24,10 @@ DEFAULT_MIN_CHARS = 4  # shorter bursts (a bounced key, auto-repeat) are typing,
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """A burst that ended with Enter: one code."""
+    """A burst that ended with Enter: one code, and when its first key arrived."""
 
     text: str
+    started_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +51,7 @@ class WedgeBuffer(Generic[T]):
         self.max_gap = max_gap
         self.min_chars = max(1, min_chars)
         self._held: list[tuple[str, T]] = []
+        self._first: float = 0.0
         self._last: float | None = None
 
     @property
@@ -68,6 +68,8 @@ class WedgeBuffer(Generic[T]):
         released: tuple[T, ...] = ()
         if self._held and self._last is not None and at - self._last > self.max_gap:
             released = self._take()
+        if not self._held:
+            self._first = at
         self._held.append((char, item))
         self._last = at
         return released
@@ -83,7 +85,7 @@ class WedgeBuffer(Generic[T]):
             text = "".join(char for char, _ in self._held)
             self._held.clear()
             self._last = None
-            return Scan(text)
+            return Scan(text, self._first)
         return Release(self._take())
 
     def expire(self, now: float) -> tuple[T, ...]:

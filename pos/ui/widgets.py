@@ -154,23 +154,27 @@ class CartTable(ScrollView, can_focus=True):
 
     # -- content --------------------------------------------------------------------------------
     def show(self, cart: Cart, select: str | None = None) -> None:
-        """Show `cart`; `select` puts the cursor on that sku's line."""
+        """Show `cart`; `select` puts the cursor on that sku's line. Only rows whose content
+        changed are redrawn."""
         old = self.lines
         self.lines = cart.lines
         for index in [i for i in self._rows if i >= len(self.lines)]:
             del self._rows[index]
         if len(old) != len(self.lines):
             self._update_virtual_size()
+        for index in range(max(len(old), len(self.lines))):
+            if index >= len(old) or index >= len(self.lines) or old[index] != self.lines[index]:
+                self.refresh_line(index + 1)  # row i is line i+1, under the header
+        target = self.cursor_row
         if select is not None:
-            for index, line in enumerate(self.lines):
-                if line.sku == select:
-                    self.move_cursor(index)
-                    break
-        self.cursor_row = min(self.cursor_row, max(0, len(self.lines) - 1))
-        self.refresh()  # unchanged rows come from the cache
+            target = next(
+                (i for i, line in enumerate(self.lines) if line.sku == select), self.cursor_row
+            )
+        self.move_cursor(target)
 
     def move_cursor(self, row: int, animate: bool = False) -> None:
         if not self.lines:
+            self.cursor_row = 0
             return
         self.cursor_row = max(0, min(len(self.lines) - 1, row))
         self.scroll_to_region(
@@ -180,8 +184,9 @@ class CartTable(ScrollView, can_focus=True):
             immediate=True,
         )
 
-    def watch_cursor_row(self) -> None:
-        self.refresh()
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1)
+        self.refresh_line(new + 1)
 
     def on_click(self, event: Click) -> None:
         index = self.scroll_offset.y + event.y - 1

@@ -101,14 +101,15 @@ async def type_code(pilot: Pilot[object], code: str) -> None:
     await pilot.press(*code, "enter")
 
 
-async def wedge_burst(pilot: Pilot[object], code: str, pause_after: int | None = None) -> None:
+async def wedge_burst(
+    pilot: Pilot[object], code: str, pause_after: int | None = None, delay: float = 0.0
+) -> None:
     """A wedge scanner: the code's keys and Enter arrive back to back, as the terminal reads
     them, 2 ms apart. `pause_after` puts a 100 ms hiccup after that many keys (a Bluetooth
-    scanner's radio, a busy machine)."""
+    scanner's radio, a busy machine). `delay` stamps the burst that much later than now."""
     driver = pilot.app._driver
     assert driver is not None
-    start = time.monotonic()
-    at = start
+    at = time.monotonic() + delay
     for i, char in enumerate(code):
         if i and i == pause_after:
             at += 0.1

@@ -73,6 +73,21 @@ async def test_a_hiccup_in_the_middle_of_a_scan_still_gives_the_whole_code(
         assert "not in the catalogue" not in screen_text(app)
 
 
+async def test_a_scan_replaces_digits_left_in_the_scan_field(
+    shop: Shop, make_app: Callable[..., PosApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.sale_screen
+        assert screen is not None
+        await pilot.press("1", "2")  # a person starts typing, then picks up the scanner
+        await wait_for(pilot, lambda: screen.scan_field.value == "12")
+        await wedge_burst(pilot, shop.cola, delay=2.0)
+        await wait_for(pilot, lambda: screen.cart.count == 1, "the scanned item")
+        assert screen.cart.lines[0].code == shop.cola
+        await wait_for(pilot, lambda: screen.scan_field.value == "", "the field cleared")
+
+
 async def test_wedge_burst_of_a_wallet_code_pays_in_the_payment_window(
     shop: Shop, make_app: Callable[..., PosApp]
 ) -> None:

@@ -20,14 +20,14 @@ def test_scanner_speed_run_ending_in_enter_is_one_scan() -> None:
     buffer: WedgeBuffer[str] = WedgeBuffer(max_gap=30 * MS, min_chars=4)
     assert feed(buffer, "6901234567892", 10.0, 3) == []  # nothing leaks while it looks like a scan
     result = buffer.enter(10.0 + 13 * 3 * MS)
-    assert result == Scan("6901234567892")
+    assert result == Scan("6901234567892", started_at=10.0)
     assert not buffer.holding
 
 
 def test_keys_30ms_apart_still_count_but_31ms_do_not() -> None:
     buffer: WedgeBuffer[str] = WedgeBuffer(max_gap=30 * MS, min_chars=4)
     feed(buffer, "12345678", 0.0, 30)
-    assert buffer.enter(7 * 30 * MS + 30 * MS) == Scan("12345678")
+    assert buffer.enter(7 * 30 * MS + 30 * MS) == Scan("12345678", started_at=0.0)
 
     slow: WedgeBuffer[str] = WedgeBuffer(max_gap=30 * MS, min_chars=4)
     released = feed(slow, "12345678", 0.0, 31)
