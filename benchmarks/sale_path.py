@@ -223,6 +223,127 @@ def measure_store_ready(bench: Bench) -> None:
 APP_MEASUREMENTS: list[Callable[[Bench], None]] = []
 APP_KEYS = ("cold_start_s", "scan_to_render_p99_ms")
 
+
+# -- the sale screen's figures (the till as a cashier starts and uses it) -----------------------
+
+COLD_START_RUNS = 3
+FULL_RENDER_SCANS, QUICK_RENDER_SCANS = 1_000, 200
+RENDER_LINES_PER_SALE = 20  # the cart is emptied this often, as a sale ends
+
+
+def _sample_codes_closed(bench: Bench, count: int) -> list[str]:
+    """sample_codes() for the app measurements, which run with the store closed."""
+    bench.store = open_store(bench.db_path, create=False)
+    try:
+        return bench.sample_codes(count)
+    finally:
+        bench.store.close()
+        bench.store = None
+
+
+def _ready_once(db_path: Path, timeout: float = 120.0) -> float:
+    """Seconds from spawning `pos run` until it reports ready to scan. The app writes
+    READY_MARKER on stdout once the sale screen is mounted with the scan field focused (and then
+    quits); its screen goes to a pseudo-terminal, as in a real terminal."""
+    import os
+    import pty
+    import select
+
+    from pos.ui.app import READY_MARKER
+
+    leader, follower = pty.openpty()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pos", "--db", str(db_path), "run", "--exit-when-ready"],
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=follower,  # Textual draws on stderr
+            cwd=ROOT,
+            env={**os.environ, "TERM": os.environ.get("TERM", "xterm-256color")},
+        )
+        assert proc.stdout is not None
+        out = b""
+        while time.perf_counter() - started < timeout:
+            ready, _, _ = select.select([proc.stdout, leader], [], [], 0.5)
+            if leader in ready:
+                os.read(leader, 65536)  # keep the screen drained so the app never blocks
+            if proc.stdout in ready:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                out += chunk
+                if READY_MARKER in out:
+                    return time.perf_counter() - started
+                if not chunk:
+                    break
+        raise RuntimeError(f"`pos run` did not become ready: {out!r}")
+    finally:
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        os.close(leader)
+        os.close(follower)
+
+
+def measure_cold_start(bench: Bench) -> None:
+    """`pos run` on the store, process start -> sale screen ready to scan (worst of 3)."""
+    runs = [_ready_once(bench.db_path) for _ in range(COLD_START_RUNS)]
+    bench.results["cold_start_s"] = round(max(runs), 3)
+    bench.results["cold_start_runs_s"] = [round(r, 3) for r in runs]
+
+
+async def _scan_to_render(db_path: Path, codes: list[str]) -> list[float]:
+    import asyncio
+
+    from textual import events
+
+    from pos.ui.app import PosSettings, build_app
+
+    app = build_app(PosSettings(db_path=db_path, outbox_refresh_s=3600))
+    timings: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.sale_screen
+        driver = app._driver
+        assert screen is not None and driver is not None
+        changed = asyncio.Event()
+        screen.watch(screen, "cart", lambda _cart: changed.set(), init=False)
+        for i, code in enumerate(codes):
+            if i and i % RENDER_LINES_PER_SALE == 0:
+                screen.cart = Cart()  # next customer
+                await pilot.pause()
+            changed.clear()
+            rendered = asyncio.Event()
+            started = time.perf_counter()
+            # a wedge scanner: the code's keys and Enter as one burst from the terminal
+            for char in code:
+                driver.send_message(events.Key(char, char))
+            driver.send_message(events.Key("enter", "\r"))
+            await asyncio.wait_for(changed.wait(), 10)
+            app.call_after_refresh(rendered.set)  # called once the screen has been redrawn
+            await asyncio.wait_for(rendered.wait(), 10)
+            timings.append(time.perf_counter() - started)
+    return timings
+
+
+def measure_scan_to_render(bench: Bench) -> None:
+    """Wedge-scanner bursts into the running app (headless, 120x40) until the cart line is on
+    screen: key events -> scan routing and parsing -> lookup -> cart -> the redrawn screen,
+    including the frame wait of Textual's refresh timer."""
+    import asyncio
+
+    scans = QUICK_RENDER_SCANS if bench.quick else FULL_RENDER_SCANS
+    codes = _sample_codes_closed(bench, scans + 5)
+    timings = asyncio.run(_scan_to_render(bench.db_path, codes))[5:]  # warm-up
+    bench.results["scan_to_render_p50_ms"] = ms(percentile(timings, 0.50))
+    bench.results["scan_to_render_p99_ms"] = ms(percentile(timings, 0.99))
+    bench.results["render_scans"] = len(timings)
+
+
+APP_MEASUREMENTS.extend([measure_cold_start, measure_scan_to_render])
+
 SERVICE_MEASUREMENTS: list[Callable[[Bench], None]] = [
     measure_load,
     measure_scan_to_line,
