@@ -369,7 +369,7 @@ def file_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
-    if suffix in (".csv", ".txt", ".tsv"):
+    if suffix in (".csv", ".txt"):
         return "csv"
     with open(path, "rb") as f:
         head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
