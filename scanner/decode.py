@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from scanner.code128 import rebuild as code128_rebuild
+from scanner.quiet import is_fragment
 from scanner.text import code39_full_ascii, decode_qr_bytes
 from scanner.verify import Verdict, checked, verify_ean13
 from scanner.zbar import RawSymbol, ZBarScanner
@@ -45,6 +46,7 @@ EAN_FAMILY = LONG_EAN | SHORT_EAN
 TWO_D = frozenset({"QR Code"})
 # 1D symbologies whose check character is mandatory: a single clean read may stand alone.
 CHECKED_1D = EAN_FAMILY | {"Code 128"}
+QUIET_CHECKED = SHORT_EAN | {"ITF"}
 
 
 @dataclass(frozen=True)
@@ -308,6 +310,8 @@ class _Candidate:
     gs1: bool
     data: bytes
     variants: set[str] = field(default_factory=set)
+    vetted: int = 0  # sightings whose quiet zones were checked and found clear
+    fragments: int = 0  # sightings found to be a piece of a longer code
 
     @property
     def votes(self) -> int:
@@ -325,6 +329,9 @@ class _Cluster:
         found = self.candidates.get(key)
         if found is None:
             found = self.candidates[key] = reading
+        else:
+            found.vetted += reading.vetted
+            found.fragments += reading.fragments
         found.variants.add(variant)
         found.box = _union(found.box, reading.box)
         self.box = _union(self.box, reading.box)
@@ -334,9 +341,13 @@ class _Ballot:
     def __init__(self) -> None:
         self.clusters: list[_Cluster] = []
 
-    def add(self, symbol: RawSymbol, box: Box, variant: str) -> None:
+    def add(self, symbol: RawSymbol, box: Box, variant: str, fragment: bool | None = False) -> None:
+        """One sighting. `fragment`: the quiet-zone check's verdict (True: a piece of a longer
+        code, None: could not be judged), see `scanner.quiet`."""
         family = "2d" if symbol.symbology in TWO_D else "1d"
         cand = _Candidate(symbol.symbology, symbol_text(symbol), box, symbol.gs1, symbol.data)
+        cand.vetted = 1 if fragment is False else 0
+        cand.fragments = 1 if fragment else 0
         for cluster in self.clusters:
             if cluster.family == family and (
                 (cand.symbology, cand.text) in cluster.candidates or _near(cluster.box, box)
@@ -411,6 +422,14 @@ def _winners(cluster: _Cluster, *, lone_1d: bool) -> list[_Candidate]:
         return sorted(cands, key=lambda c: c.votes, reverse=True)
     if any(c.symbology in LONG_EAN for c in cands):
         cands = [c for c in cands if c.symbology not in SHORT_EAN]
+    # Short codes that ZBar also finds inside longer ones must show clear quiet zones.
+    cands = [
+        c
+        for c in cands
+        if c.symbology not in QUIET_CHECKED or (c.vetted > 0 and c.fragments < c.vetted)
+    ]
+    if not cands:
+        return []
     # A text that is part of a longer one of the same symbology is a partial scan of it.
     cands = [
         c
@@ -490,6 +509,7 @@ class Decoder:
         found = [
             Reading(s.symbology, symbol_text(s), tuple(map(float, s.box)), 1, s.gs1, s.data)  # type: ignore[arg-type]
             for s in self._zbar_video.scan(gray)
+            if is_fragment(gray, s) is not True
         ]
         if found:
             return found
@@ -535,7 +555,7 @@ class Decoder:
                 images = [work.get(name)]
             for img, m in images:
                 for symbol in self._zbar.scan(img):
-                    ballot.add(symbol, _map_box(symbol.box, m), name)
+                    ballot.add(symbol, _map_box(symbol.box, m), name, is_fragment(img, symbol))
             if ballot.settled():
                 break
             if (self._clock() - start) * 1000.0 > budget_ms:

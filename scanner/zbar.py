@@ -62,6 +62,7 @@ class RawSymbol:
     quality: int
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the scanned image's pixels
     gs1: bool = False
+    orientation: int = -1  # 0 read left to right, 1 top to bottom, 2 right to left, 3 bottom up
 
 
 class ZBarScanner:
@@ -115,8 +116,15 @@ class ZBarScanner:
                     ys = [zw.zbar_symbol_get_loc_y(symbol, i) for i in range(n)] or [0, height]
                     box = (min(xs), min(ys), max(xs), max(ys))
                     gs1 = bool(_get_modifiers(symbol) & _MOD_GS1) if _get_modifiers else False
+                    orientation = (
+                        zw.zbar_symbol_get_orientation(symbol)
+                        if zw.zbar_symbol_get_orientation is not None
+                        else -1
+                    )
                     found.append(
-                        RawSymbol(name, data, zw.zbar_symbol_get_quality(symbol), box, gs1)
+                        RawSymbol(
+                            name, data, zw.zbar_symbol_get_quality(symbol), box, gs1, orientation
+                        )
                     )
                 symbol = zw.zbar_symbol_next(symbol)
             return found
