@@ -144,6 +144,7 @@ def main() -> None:
             "--dsn" if "://" in target else "--db",
             target,
             "serve",
+            "--quiet",
             "--host",
             "127.0.0.1",
             "--port",

@@ -68,8 +68,9 @@ def init(ctx: click.Context) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option("--quiet", is_flag=True, help="No access log; warnings and errors only.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, quiet: bool) -> None:
     """Run the HQ HTTP service (the sync API under /sync/v1)."""
     import uvicorn
 
@@ -77,6 +78,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
     db = _db(ctx)
     db.create_schema()
+    logging: dict[str, Any] = {"log_level": "warning" if quiet else "info", "access_log": not quiet}
     if workers > 1:
         # each worker process opens the database itself, from HQ_DB
         os.environ["HQ_DB"] = db.url
@@ -90,7 +92,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
             log_level="info",
         )
         return
-    uvicorn.run(create_app(db), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(db), host=host, port=port, **logging)
 
 
 # --- stores, devices, staff --------------------------------------------------------------------
