@@ -10,6 +10,7 @@ store:
                         trigram name index, on-hand projection, commit (load_phases splits it)
   scan_to_line_p50/p99  SaleService.lookup(code) + Cart.add for random known codes (ms)
   sale_commit_p50/p99   SaleService.complete() of a 4-line cash sale, synchronous=FULL (ms)
+  disk_sync_p50/p99     the disk's own floor for a commit: 80 KB write + fdatasync (ms)
   search_p50/p99        SaleService.search for 2-5 character name fragments (ms)
   store_ready_s         a new Python process: start -> store opened -> first lookup answered
   db_mb                 size of the store file after the load (10^6 bytes)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -152,6 +154,29 @@ def measure_sale_commit(bench: Bench) -> None:
     bench.results["sale_commit_p50_ms"] = ms(percentile(timings, 0.50))
     bench.results["sale_commit_p99_ms"] = ms(percentile(timings, 0.99))
     bench.results["sales"] = len(timings)
+    bench.results.update(_disk_floor(bench.folder, sales))
+
+
+def _disk_floor(folder: Path, count: int) -> dict[str, float]:
+    """What the disk alone costs: write 80 KB (about what one sale adds to the WAL) and
+    fdatasync, as SQLite does at each commit. A sale cannot commit faster than this."""
+    path = folder / "fsync.probe"
+    block = b"\0" * 81_920
+    timings = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            os.write(fd, block)
+            os.fdatasync(fd)
+            timings.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {
+        "disk_sync_p50_ms": ms(percentile(timings, 0.50)),
+        "disk_sync_p99_ms": ms(percentile(timings, 0.99)),
+    }
 
 
 def measure_search(bench: Bench) -> None:
