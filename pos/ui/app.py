@@ -29,7 +29,7 @@ from pos.ui.messages import (
     SyncStatusChanged,
 )
 from pos.ui.sale import SaleScreen
-from pos.ui.scan_routing import ScanIntent, interpret
+from pos.ui.scan_routing import ScanIntent, interpret, warm_up
 from pos.ui.wedge import DEFAULT_MIN_CHARS, Scan, WedgeBuffer
 from pos.ui.widgets import ScanField
 
@@ -109,6 +109,8 @@ class PosApp(App[int]):
     def _announce_ready(self) -> None:
         """The scan field is on screen and focused: a scan now lands in the cart."""
         self.refresh_outbox()
+        # the scanner's parser loads in the background while the cashier looks at the screen
+        self.run_worker(warm_up, thread=True, name="load scanner", exit_on_error=False)
         if self.settings.welcome:
             self.notify(self.settings.welcome, title="Welcome", timeout=15)
         if self.settings.camera and not self.settings.exit_when_ready:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scanner import ScannerError, parse_text
-
 # kinds whose code is looked up in the catalogue
 PRODUCT_KINDS = frozenset({"product", "gs1", "unknown"})
 
@@ -36,6 +34,10 @@ def interpret(text: str, source: str, parsed: Any = None) -> ScanIntent:
     (camera scans arrive parsed); otherwise the scanner parses the text here."""
     event = parsed
     if event is None:
+        # imported here: the scanner package brings OpenCV and biip, which the till does not
+        # need to get on screen (see warm_up)
+        from scanner import ScannerError, parse_text
+
         try:
             event = parse_text(text, source=source)  # type: ignore[arg-type]
         except ScannerError as exc:
@@ -54,3 +56,8 @@ def interpret(text: str, source: str, parsed: Any = None) -> ScanIntent:
         value=str(value) if value is not None else None,
         event=event,
     )
+
+
+def warm_up() -> None:
+    """Load the scanner's parser ahead of the first scan (run in a thread after start-up)."""
+    import scanner  # noqa: F401
