@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
-from hq.db import Database, changes, stream_heads, utcnow
+from hq.db import Database, changes, stream_heads, sync_log, utcnow
 from sync.protocol import SNAPSHOT_PATH, STREAMS, Change, Reset, StreamPage
 
 
@@ -170,7 +170,8 @@ def pull_page(conn: Connection, stream: str, cursor: int, limit: int, store_id: 
 
 def compact(db: Database, *, older_than: timedelta, now: datetime | None = None) -> dict[str, int]:
     """Delete changes committed before ``now - older_than`` (whole transactions, since all
-    changes of one transaction share ``committed_at``); returns the new horizon per stream."""
+    changes of one transaction share ``committed_at``) and the sync log (per-request receive
+    times and clock offsets) of the same age; returns the new horizon per stream."""
     cutoff = (now or utcnow()) - older_than
     out: dict[str, int] = {}
     with db.write() as conn:
@@ -195,6 +196,7 @@ def compact(db: Database, *, older_than: timedelta, now: datetime | None = None)
                 .values(compacted_through=through)
             )
             out[stream] = int(through)
+        conn.execute(delete(sync_log).where(sync_log.c.received_at < cutoff))
     return out
 
 

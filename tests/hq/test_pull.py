@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from hq import admin
 from hq.changelog import compact
-from hq.db import Database, utcnow
+from hq.db import Database, sync_log, utcnow
 from sync import protocol as p
 from tests.hq.support import Till, register, seed_catalog
 
@@ -105,8 +106,11 @@ async def test_an_old_cursor_gets_a_reset_to_that_streams_snapshot(
 ) -> None:
     till = register(db, "S1")
     seed_catalog(db, ["A", "B", "C"])
+    await till.pull(client, {"config": 0})  # one request in the sync log
     horizon = compact(db, older_than=timedelta(0), now=utcnow() + timedelta(seconds=1))
     assert horizon["catalog"] == 3
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(sync_log)).scalar_one() == 0
     seed_catalog(db, ["D"])
 
     res = await till.pull(client, {"catalog": 0, "config": 0})
