@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from pos.domain.gtin import check_digit
 from pos.store import open_store, stock
 from pos.store.catalog import CatalogItem, upsert_products
 from pos.ui.app import PosApp, PosSettings, build_app
+from pos.ui.payment import PaymentModal
 
 NOW = datetime(2026, 3, 1, 2, 30, tzinfo=UTC)  # 10:30 in Shanghai
 
@@ -121,3 +123,14 @@ async def wedge_burst(
     enter.time = at
     driver.send_message(enter)
     await pilot.pause()
+
+
+async def pay_cash(pilot: Pilot[object], app: PosApp, handed: str) -> None:
+    """F2, then cash: `handed` typed over the amount due, Enter."""
+    await pilot.press("f2")
+    await wait_for(pilot, lambda: isinstance(app.screen, PaymentModal), "payment modal")
+    amount = app.screen.query_one("#amount", Input)
+    await wait_for(
+        pilot, lambda: amount.selection.end - amount.selection.start == len(amount.value)
+    )
+    await pilot.press(*handed, "enter")

@@ -11,26 +11,15 @@ from textual.widgets import Input
 from pos.store import open_store
 from pos.store.catalog import CatalogItem, upsert_products
 from pos.ui.app import PosApp
-from pos.ui.payment import PaymentModal
 from pos.ui.receipt import ReceiptModal
 from pos.ui.sale import SaleScreen
 from pos.ui.widgets import CartTable, ScanField, Totals
-from tests.ui.conftest import Shop, screen_text, type_code, wait_for
+from tests.ui.conftest import Shop, pay_cash, screen_text, type_code, wait_for
 
 
 def sale_screen(app: PosApp) -> SaleScreen:
     assert app.sale_screen is not None
     return app.sale_screen
-
-
-async def pay_cash(pilot, app: PosApp, handed: str) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press("f2")
-    await wait_for(pilot, lambda: isinstance(app.screen, PaymentModal), "payment modal")
-    amount = app.screen.query_one("#amount", Input)
-    await wait_for(
-        pilot, lambda: amount.selection.end - amount.selection.start == len(amount.value)
-    )
-    await pilot.press(*handed, "enter")
 
 
 async def test_three_scans_then_cash_records_the_sale_and_shows_the_receipt(
