@@ -370,6 +370,12 @@ class _Ballot:
                 reading = Reading(
                     winner.symbology, winner.text, winner.box, winner.votes, winner.gs1, winner.data
                 )
+                if winner.votes == 1 and winner.symbology in LONG_EAN and check is not None:
+                    # A single sighting of an EAN/UPC stands only if its scan lines confirm it.
+                    verdict = check(winner.box, winner.text.zfill(13))
+                    if verdict.outcome == "confirmed" and verdict.agree >= 2:
+                        out.append((reading, True))
+                    continue
                 out.append((reading, False))
         return out
 

@@ -23,7 +23,7 @@ EAN_FAMILY = {"EAN-13", "EAN-8", "UPC-A", "UPC-E"}
 FLOORS = {
     "EAN-13": (27, 30),
     "EAN-8": (4, 4),
-    "UPC-A": (29, 35),
+    "UPC-A": (28, 35),
     "UPC-E": (13, 15),
     "Code 128": (10, 11),
     "Code 39": (6, 6),
