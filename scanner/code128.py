@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import cv2
 import numpy as np
 
 # Element widths (bar, space, bar, space, bar, space) of values 0..105, from the symbology's
@@ -32,6 +33,7 @@ _WIDTHS = (  # noqa: SIM905
 _VALUE = {w: v for v, w in enumerate(_WIDTHS)}
 _STOP = "233111"  # the stop's first six elements (its last bar is a 2-module bar)
 _START = {103: "A", 104: "B", 105: "C"}
+_SLOPES = (0.0, 0.06, -0.06, 0.12, -0.12, 0.2, -0.2)
 SHIFT, CODE_C, CODE_B, CODE_A, FNC1 = 98, 99, 100, 101, 102
 FNC3, FNC2 = 96, 97
 
@@ -133,24 +135,46 @@ def values_text(values: list[int]) -> tuple[str, bool]:
 
 
 def rebuild(
-    gray: np.ndarray, box: tuple[float, float, float, float], zbar_text: str, *, lines: int = 7
+    gray: np.ndarray,
+    box: tuple[float, float, float, float],
+    zbar_text: str,
+    *,
+    lines: int = 7,
+    orientation: int = 0,
 ) -> str | None:
     """The full text of a Code 128 label when ZBar's text lost FNC4 characters (see module
-    docstring); None when ZBar's text stands."""
-    h, w = gray.shape[:2]
+    docstring); None when ZBar's text stands. `orientation` 1 or 3: ZBar read it top to
+    bottom, so scan lines run down the image's columns."""
     x0, y0, x1, y1 = box
-    span = x1 - x0
-    xa, xb = max(0, int(x0 - span * 0.15)), min(w, int(x1 + span * 0.15) + 1)
+    if orientation in (1, 3):
+        gray = gray.T
+        x0, y0, x1, y1 = y0, x0, y1, x1
+    h, w = gray.shape[:2]
+    # ZBar's box often spans only where its decode ended, so whole scan lines are read (the
+    # start pattern and the check character find the code on them), at a few slants so a
+    # tilted label is crossed end to end.
     ya, yb = max(0, int(y0)), min(h - 1, int(y1))
-    if xb - xa < 20 or yb < ya:
+    if yb < ya:
         return None
     texts: Counter[str] = Counter()
     tried = 0
+    xs = np.arange(w, dtype=np.float32)
+    centre = w / 2.0
     for y in sorted(set(np.linspace(ya, yb, lines).astype(int))):
-        row = gray[y, xa:xb].astype(np.float64)
         tried += 1
-        for line in (row, row[::-1]):
-            values = symbol_values(line)
+        for slope in _SLOPES:
+            ys = (y + slope * (xs - centre)).astype(np.float32)
+            if slope == 0.0:
+                row = gray[y].astype(np.float64)
+            else:
+                row = cv2.remap(
+                    gray,
+                    xs[None, :],
+                    ys[None, :],
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )[0].astype(np.float64)
+            values = symbol_values(row) or symbol_values(row[::-1])
             if values is not None:
                 texts[values_text(values)[0]] += 1
                 break

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -59,6 +59,18 @@ class Reading:
     votes: int = 1  # how many cascade variants read this text here
     gs1: bool = False  # GS1-128 / GS1 QR (FNC1 in first position)
     data: bytes = b""  # the payload bytes as the symbol holds them
+
+
+def _with_fnc4(image: np.ndarray, symbol: RawSymbol) -> RawSymbol:
+    """A Code 128 symbol with the FNC4 characters ZBar dropped put back, read from the image
+    ZBar read it in (see `scanner.code128`)."""
+    if symbol.symbology != "Code 128":
+        return symbol
+    raw = symbol.data.decode("latin-1")
+    fuller = code128_rebuild(image, symbol.box, raw, orientation=symbol.orientation)
+    if fuller is None:
+        return symbol
+    return replace(symbol, data=fuller.encode("latin-1"))
 
 
 def symbol_text(symbol: RawSymbol) -> str:
@@ -561,7 +573,12 @@ class Decoder:
                 images = [work.get(name)]
             for img, m in images:
                 for symbol in self._zbar.scan(img):
-                    ballot.add(symbol, _map_box(symbol.box, m), name, is_fragment(img, symbol))
+                    ballot.add(
+                        _with_fnc4(img, symbol),
+                        _map_box(symbol.box, m),
+                        name,
+                        is_fragment(img, symbol),
+                    )
             if ballot.settled():
                 break
             if (self._clock() - start) * 1000.0 > budget_ms:
