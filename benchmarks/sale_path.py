@@ -335,6 +335,8 @@ async def _scan_to_render(db_path: Path, codes: list[str]) -> list[float]:
         assert screen is not None and driver is not None
         changed = asyncio.Event()
         screen.watch(screen, "cart", lambda _cart: changed.set(), init=False)
+        await app.workers.wait_for_complete()  # start-up settled (scanner loaded, heap frozen)
+        await pilot.pause()
         for i, code in enumerate(codes):
             if i and i % RENDER_LINES_PER_SALE == 0:
                 screen.cart = Cart()  # next customer

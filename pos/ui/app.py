@@ -6,6 +6,7 @@ own key handling, so a scanner's burst is one scan wherever the focus is."""
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -109,8 +110,10 @@ class PosApp(App[int]):
     def _announce_ready(self) -> None:
         """The scan field is on screen and focused: a scan now lands in the cart."""
         self.refresh_outbox()
-        # the scanner's parser loads in the background while the cashier looks at the screen
-        self.run_worker(warm_up, thread=True, name="load scanner", exit_on_error=False)
+        if not self.settings.exit_when_ready:
+            # the scanner's parser loads in the background while the cashier looks at the
+            # screen; then the start-up heap is set aside from the garbage collector
+            self.run_worker(self._settle, thread=True, name="settle", exit_on_error=False)
         if self.settings.welcome:
             self.notify(self.settings.welcome, title="Welcome", timeout=15)
         if self.settings.camera and not self.settings.exit_when_ready:
@@ -118,6 +121,10 @@ class PosApp(App[int]):
         if self.settings.exit_when_ready:
             os.write(1, READY_MARKER)  # stdout: Textual draws on stderr
             self.exit(0)
+
+    def _settle(self) -> None:
+        warm_up()
+        self.call_from_thread(freeze_startup_heap)
 
     def on_unmount(self) -> None:
         if self.camera_on:
@@ -257,6 +264,14 @@ class PosApp(App[int]):
         except StoreError:
             pending = None  # shown as "outbox ?"; the sale path reports store failures itself
         self.sale_screen.status_update(outbox_pending=pending)
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive after start-up (modules, styles, widgets) out of the garbage
+    collector's sight. A full collection otherwise walks that whole heap every few dozen scans,
+    a 60-100 ms stall in the middle of a scan; now it walks only what was made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def default_clock() -> datetime:
