@@ -290,6 +290,7 @@ def build_app(settings: PosSettings, *, store: Store | None = None) -> PosApp:
     if store is None:
         store = open_store(settings.db_path, create=settings.create)
     try:
+        store.identity  # noqa: B018 - a store without an identity is refused here, not on screen
         service = SaleService(store, clock=settings.clock or default_clock)
         return PosApp(settings, store, service)
     except BaseException:

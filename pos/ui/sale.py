@@ -7,6 +7,7 @@ exception, and never costs the cart."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
@@ -37,6 +38,11 @@ def explain(exc: Exception) -> str:
     """One plain sentence for the cashier about a failure."""
     if isinstance(exc, (StoreError, DomainError)):
         return str(exc)
+    if isinstance(exc, sqlite3.Error):
+        return (
+            f"The store database failed ({exc}). Nothing was changed; try again, and call "
+            "the manager if it happens again."
+        )
     return f"Unexpected problem: {exc}. The cart is kept; try again or call the manager."
 
 
@@ -167,7 +173,7 @@ class SaleScreen(Screen[None]):
     def add_code(self, code: str, raw: str | None = None) -> None:
         try:
             product = self.service.lookup(code)
-        except StoreError as exc:
+        except (StoreError, sqlite3.Error) as exc:  # a failing disk must not close the till
             self.notify(explain(exc), title="Lookup failed", severity="error", timeout=10)
             return
         if product is None:
@@ -227,6 +233,9 @@ class SaleScreen(Screen[None]):
             table.move_cursor(row=row, animate=False)
 
     def action_abandon(self) -> None:
+        if self.scan_field.value:  # first Esc: throw away what was being typed
+            self.scan_field.clear()
+            return
         if self.cart.is_empty:
             self.guide_id = None
             return

@@ -59,6 +59,15 @@ def test_missing_database_says_how_to_make_one(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_store_without_identity_says_to_run_init(tmp_path: Path) -> None:
+    db_path = tmp_path / "store.db"
+    open_store(db_path).close()  # created and migrated, but never given a store/device id
+    result = pos("--db", str(db_path), "run")
+    assert result.returncode == 2
+    assert "no store identity" in result.stderr and "pos init" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def run_in_terminal(args: list[str], timeout: float = 60) -> tuple[int, bytes]:
     """Start `pos` with a pseudo-terminal for the screen (as in a real terminal) and its stdout
     on a pipe; returns the exit code and what it printed on stdout."""
