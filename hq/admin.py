@@ -22,6 +22,7 @@ from hq.db import (
     barcodes,
     config,
     devices,
+    eod_reports,
     prices,
     products,
     quarantine,
@@ -350,7 +351,9 @@ class DeviceReport:
     sales_count: int
     sales_total: int
     quarantined: int
-    stock_mismatches: int | None  # None: HQ has no store-side count to compare with yet
+    stock_mismatches: int | None  # from the store's last end-of-day report; None: none yet
+    eod_day: str | None = None
+    eod_verified: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -362,8 +365,9 @@ class DeviceReport:
 
 def report(db: Database, *, business_day: str | None = None) -> list[DeviceReport]:
     """One line per device of every store: last sync, outbox lag as the device reported it at
-    its last push, clock offset (flagged beyond 5 minutes), the store's sales (of one business
-    day, or all), events in quarantine (per device)."""
+    its last push, clock offset (flagged beyond 5 minutes), the device's sales (of one business
+    day, or all), events in quarantine (per device), and the store's stock mismatches from its
+    last end-of-day report."""
     with db.read() as conn:
         sales_q = select(sales.c.device_pk, func.count(), func.coalesce(func.sum(sales.c.total), 0))
         if business_day:
@@ -377,6 +381,9 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
                 select(quarantine.c.device_pk, func.count()).group_by(quarantine.c.device_pk)
             )
         }
+        latest_eod: dict[str, Any] = {}
+        for r in conn.execute(select(eod_reports).order_by(eod_reports.c.id)):
+            latest_eod[r.store_id] = r  # the last one per store wins
         rows = conn.execute(
             select(devices, stores.c.name.label("store_name"))
             .join(stores, stores.c.store_id == devices.c.store_id)
@@ -385,6 +392,7 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
         out = []
         for r in rows:
             count, total = by_device.get(r.id, (0, 0))
+            eod = latest_eod.get(r.store_id)
             offset = r.clock_offset_s
             out.append(
                 DeviceReport(
@@ -402,7 +410,9 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
                     sales_count=count,
                     sales_total=total,
                     quarantined=quarantined.get(r.id, 0),
-                    stock_mismatches=None,
+                    stock_mismatches=None if eod is None else int(eod.stock_mismatches),
+                    eod_day=None if eod is None else eod.business_day,
+                    eod_verified=None if eod is None else bool(eod.verified),
                 )
             )
         return out

@@ -31,6 +31,7 @@ from sync.protocol import (
     MAX_BODY_BYTES,
     MAX_PUSH_BATCH,
     SNAPSHOT_MEDIA_TYPE,
+    EodReport,
     ErrorBody,
     PullRequest,
     PushRequest,
@@ -215,6 +216,13 @@ def create_app(
         res = await run_in_threadpool(
             service.reconciliation, db, dev, business_day, after=after, limit=limit, now=clock()
         )
+        return Response(res.to_json(), media_type="application/json")
+
+    @app.post(f"{API_PREFIX}/reconciliation")
+    async def eod_report(request: Request) -> Response:
+        dev = await device(request)
+        req = await body_as(request, EodReport)
+        res = await run_in_threadpool(service.record_eod, db, dev, req, now=clock())
         return Response(res.to_json(), media_type="application/json")
 
     @app.get("/healthz")

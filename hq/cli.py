@@ -318,7 +318,9 @@ def report(ctx: click.Context, day: str | None, as_json: bool) -> None:
                 str(r.sales_count),
                 f"{Decimal(r.sales_total) / 100:.2f}",
                 str(r.quarantined),
-                "unknown" if r.stock_mismatches is None else str(r.stock_mismatches),
+                "unknown"
+                if r.stock_mismatches is None
+                else f"{r.stock_mismatches} ({r.eod_day}{', verified' if r.eod_verified else ''})",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

@@ -282,6 +282,22 @@ stock_ledger = Table(
     # for by every sale line
 )
 
+eod_reports = Table(  # what stores concluded at end of day (for hq report)
+    "eod_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("store_id", String(64), nullable=False),
+    Column("device_pk", Id, nullable=False),
+    Column("business_day", String(10), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("pending_events", Integer, nullable=False),
+    Column("sales_mismatches", Integer, nullable=False),
+    Column("stock_mismatches", Integer, nullable=False),
+    Column("differences", Text, nullable=False),  # JSON list
+    Index("ix_eod_store", "store_id", "id"),
+)
+
 stock_on_hand = Table(  # projection of stock_ledger, kept in the same transaction
     "stock_on_hand",
     metadata,

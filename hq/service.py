@@ -5,6 +5,7 @@ store named in a request, so a till can only ever see its own store's data."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -12,13 +13,25 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from hq.changelog import heads, pull_page, snapshot_blocks
-from hq.db import Database, devices, payments, quarantine, sales, stock_on_hand, sync_log, utcnow
+from hq.db import (
+    Database,
+    devices,
+    eod_reports,
+    payments,
+    quarantine,
+    sales,
+    stock_on_hand,
+    sync_log,
+    utcnow,
+)
 from hq.errors import NotFound
 from hq.ingest import DeviceAuth
 from sync.protocol import (
     STREAMS,
     DeviceSeq,
     DeviceStatus,
+    EodReceipt,
+    EodReport,
     MethodTotal,
     OnHand,
     PullRequest,
@@ -199,3 +212,30 @@ def reconciliation(
         quarantined=int(held),
         server_time=now or utcnow(),
     )
+
+
+def record_eod(
+    db: Database, dev: DeviceAuth, report: EodReport, *, now: datetime | None = None
+) -> EodReceipt:
+    """Keep a store's end-of-day conclusion; the latest per store shows in ``hq report``."""
+    now = now or utcnow()
+    with db.write() as conn:
+        conn.execute(
+            eod_reports.insert().values(
+                store_id=dev.store_id,
+                device_pk=dev.pk,
+                business_day=report.business_day.isoformat(),
+                received_at=now,
+                verified=report.verified,
+                pending_events=report.pending_events,
+                sales_mismatches=report.sales_mismatches,
+                stock_mismatches=report.stock_mismatches,
+                differences=json.dumps(report.differences, ensure_ascii=False),
+            )
+        )
+        conn.execute(
+            update(devices)
+            .where(devices.c.id == dev.pk)
+            .values(last_seen_at=now, clock_offset_s=(report.device_time - now).total_seconds())
+        )
+    return EodReceipt(store_id=dev.store_id, business_day=report.business_day, received_at=now)

@@ -44,6 +44,9 @@ store and the device from the token, never from a body):
 ``GET /sync/v1/reconciliation?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
     :class:`ReconciliationResponse`: HQ's view of the calling store for end of day.
 
+``POST /sync/v1/reconciliation`` — body :class:`EodReport`, answer :class:`EodReceipt`: the
+    store's conclusion (verified or the counts of differences), shown by ``hq report``.
+
 ``GET /sync/v1/status`` — :class:`DeviceStatus` (``last_applied_seq`` and heads, no writes).
 
 Every failure of a whole request is one JSON shape, :class:`ErrorBody`, with a code from
@@ -473,6 +476,29 @@ class ReconciliationResponse(Message):
     quarantined: Annotated[StrictInt, Field(ge=0)] = 0
     """Events of this store HQ holds in quarantine."""
     server_time: AwareDatetime
+
+
+class EodReport(Message):
+    """What a store concluded at end of day, sent back to HQ (``POST /sync/v1/reconciliation``)
+    so that ``hq report`` can show stock mismatches. ``differences`` lists up to
+    :data:`MAX_EOD_DIFFERENCES` of them in the store's words."""
+
+    business_day: date
+    device_time: AwareDatetime
+    verified: StrictBool
+    pending_events: Annotated[StrictInt, Field(ge=0)] = 0
+    sales_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
+    stock_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
+    differences: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=200)] = []
+
+
+MAX_EOD_DIFFERENCES = 200
+
+
+class EodReceipt(Message):
+    store_id: str
+    business_day: date
+    received_at: AwareDatetime
 
 
 # ---------------------------------------------------------------------------------------------

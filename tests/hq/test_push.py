@@ -310,3 +310,23 @@ async def test_an_oversized_batch_is_refused_whole(
     assert r.status_code == 422
     assert p.ErrorBody.model_validate_json(r.content).error.code == "batch_too_large"
     assert count(db, stock_ledger) == 0
+
+
+async def test_the_stores_end_of_day_conclusion_shows_in_the_report(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    till = register(db, "S1")
+    [line] = admin.report(db)
+    assert line.stock_mismatches is None
+    body = p.EodReport(
+        business_day=DAY,
+        device_time=utcnow(),
+        verified=False,
+        stock_mismatches=3,
+        differences=["A: till 2, HQ 3"],
+    ).to_dict()
+    r = await client.post(p.RECONCILIATION_PATH, json=body, headers=till.headers)
+    assert r.status_code == 200, r.text
+    assert p.EodReceipt.model_validate_json(r.content).store_id == "S1"
+    [line] = admin.report(db)
+    assert line.stock_mismatches == 3 and line.eod_day == "2026-11-22" and not line.eod_verified

@@ -289,6 +289,25 @@ def test_status_and_reconciliation_roundtrip() -> None:
     )
 
 
+def test_end_of_day_report_roundtrips_and_is_bounded() -> None:
+    report = p.EodReport(
+        business_day=date(2026, 11, 22),
+        device_time=NOW,
+        verified=False,
+        stock_mismatches=2,
+        differences=["SKU1: till 3, HQ 4", "SKU9: till 0, HQ -1"],
+    )
+    roundtrip(report)
+    roundtrip(p.EodReceipt(store_id="S1", business_day=date(2026, 11, 22), received_at=NOW))
+    with pytest.raises(ValidationError):
+        p.EodReport(
+            business_day=date(2026, 11, 22),
+            device_time=NOW,
+            verified=True,
+            differences=["x"] * (p.MAX_EOD_DIFFERENCES + 1),
+        )
+
+
 def test_error_body_roundtrips_and_says_what_to_retry() -> None:
     body = p.ErrorBody.of("unavailable", "HQ's database is not answering; retry later", {"a": 1})
     roundtrip(body)
