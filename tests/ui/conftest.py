@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual import events
@@ -45,7 +46,9 @@ class Shop:
             conn.close()
 
     def count(self, table: str) -> int:
-        return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
+        (count,) = self.query(f"SELECT count(*) FROM {table}")[0]
+        assert isinstance(count, int)
+        return count
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ def screen_text(app: PosApp) -> str:
 
 
 async def wait_for(
-    pilot: Pilot[object], condition: Callable[[], object], what: str = "", timeout: float = 10
+    pilot: Pilot[Any], condition: Callable[[], object], what: str = "", timeout: float = 10
 ) -> None:
     """Let the app run until `condition()` holds (fails after `timeout` seconds)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -98,13 +101,13 @@ async def wait_for(
         await pilot.pause(0.01)
 
 
-async def type_code(pilot: Pilot[object], code: str) -> None:
+async def type_code(pilot: Pilot[Any], code: str) -> None:
     """A person typing a code and Enter (Pilot leaves tens of ms between keys)."""
     await pilot.press(*code, "enter")
 
 
 async def wedge_burst(
-    pilot: Pilot[object], code: str, pause_after: int | None = None, delay: float = 0.0
+    pilot: Pilot[Any], code: str, pause_after: int | None = None, delay: float = 0.0
 ) -> None:
     """A wedge scanner: the code's keys and Enter arrive back to back, as the terminal reads
     them, 2 ms apart. `pause_after` puts a 100 ms hiccup after that many keys (a Bluetooth
@@ -125,7 +128,7 @@ async def wedge_burst(
     await pilot.pause()
 
 
-async def pay_cash(pilot: Pilot[object], app: PosApp, handed: str) -> None:
+async def pay_cash(pilot: Pilot[Any], app: PosApp, handed: str) -> None:
     """F2, then cash: `handed` typed over the amount due, Enter."""
     await pilot.press("f2")
     await wait_for(pilot, lambda: isinstance(app.screen, PaymentModal), "payment modal")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pos.ui.app import PosApp
 from pos.ui.messages import CameraState, CameraStatusChanged, SyncState, SyncStatusChanged
-from tests.ui.conftest import Shop, screen_text, type_code, wait_for
+from tests.ui.conftest import Shop, pay_cash, screen_text, type_code, wait_for
 
 
 def status_line(app: PosApp) -> str:
@@ -39,9 +39,6 @@ async def test_status_bar_shows_sync_camera_and_outbox(
 
 
 async def test_outbox_depth_follows_sales(shop: Shop, make_app: Callable[..., PosApp]) -> None:
-    from tests.ui.conftest import type_code
-    from tests.ui.test_sale_screen import pay_cash
-
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.sale_screen
