@@ -224,8 +224,10 @@ class PaymentModal(ModalScreen[tuple[Payment, ...] | None]):
             self.dismiss(tuple(self.payments))
             return
         reference_field.value = ""
+        self.method = Tender.CASH  # the rest is most often cash; F6/F7 change it
         self._refresh()
         self._offer_amount(self.remaining)
         self._hint(
-            f"{self._money(self.remaining)} still due: choose a method (F5/F6/F7) and press Enter."
+            f"{self._money(self.remaining)} still due: Enter takes it in cash "
+            "(type what was handed over), or F6 card, F7 wallet."
         )

@@ -193,6 +193,8 @@ class SaleScreen(Screen[None]):
         except DomainError as exc:
             self.notify(str(exc), severity="warning")
             return
+        if self.cart.is_empty:
+            self.app.clear_notifications()  # a new sale: earlier hints and warnings are stale
         self._set_cart(cart, select=product.sku)
 
     # -- editing the cart -----------------------------------------------------------------------
