@@ -61,16 +61,22 @@ class Reading:
     data: bytes = b""  # the payload bytes as the symbol holds them
 
 
-def _with_fnc4(image: np.ndarray, symbol: RawSymbol) -> RawSymbol:
+def _with_fnc4(
+    image: np.ndarray, symbol: RawSymbol, tries: dict[bytes, list[bytes | None]] | None = None
+) -> RawSymbol:
     """A Code 128 symbol with the FNC4 characters ZBar dropped put back, read from the image
-    ZBar read it in (see `scanner.code128`)."""
+    ZBar read it in (see `scanner.code128`). `tries` remembers the outcome per ZBar text within
+    one image, so the scan lines are read at most twice per code."""
     if symbol.symbology != "Code 128":
         return symbol
-    raw = symbol.data.decode("latin-1")
-    fuller = code128_rebuild(image, symbol.box, raw, orientation=symbol.orientation)
-    if fuller is None:
-        return symbol
-    return replace(symbol, data=fuller.encode("latin-1"))
+    past = tries.setdefault(symbol.data, []) if tries is not None else []
+    found = next((p for p in past if p is not None), None)
+    if found is None and len(past) < 2:
+        raw = symbol.data.decode("latin-1")
+        fuller = code128_rebuild(image, symbol.box, raw, orientation=symbol.orientation)
+        found = fuller.encode("latin-1") if fuller is not None else None
+        past.append(found)
+    return symbol if found is None else replace(symbol, data=found)
 
 
 def symbol_text(symbol: RawSymbol) -> str:
@@ -322,6 +328,7 @@ class _Candidate:
     gs1: bool
     data: bytes
     variants: set[str] = field(default_factory=set)
+    boxes: list[Box] = field(default_factory=list)  # one per sighting
     vetted: int = 0  # sightings whose quiet zones were checked and found clear
     fragments: int = 0  # sightings found to be a piece of a longer code
 
@@ -344,6 +351,7 @@ class _Cluster:
         else:
             found.vetted += reading.vetted
             found.fragments += reading.fragments
+        found.boxes.append(reading.box)
         found.variants.add(variant)
         found.box = _union(found.box, reading.box)
         self.box = _union(self.box, reading.box)
@@ -382,11 +390,10 @@ class _Ballot:
                 reading = Reading(
                     winner.symbology, winner.text, winner.box, winner.votes, winner.gs1, winner.data
                 )
-                if winner.votes == 1 and winner.symbology in LONG_EAN and check is not None:
-                    # A single sighting of an EAN/UPC stands only if its scan lines confirm it.
-                    verdict = check(winner.box, winner.text.zfill(13))
-                    if verdict.outcome == "confirmed" and verdict.agree >= 2:
-                        out.append((reading, True))
+                if winner.symbology in LONG_EAN and winner.text.isdigit() and check is not None:
+                    checked_reading = _checked_ean(winner, reading, check)
+                    if checked_reading is not None:
+                        out.append((checked_reading, True))
                     continue
                 out.append((reading, False))
         return out
@@ -400,7 +407,22 @@ class _Ballot:
         )
 
 
-Check = Callable[[Box, str], Verdict]
+Check = Callable[[Sequence[Box], str], Verdict]
+
+
+def _checked_ean(winner: _Candidate, reading: Reading, check: Check) -> Reading | None:
+    """An EAN-13/UPC-A winner after its scan-line check: kept, corrected or dropped. A single
+    sighting stands only when its lines confirm it."""
+    verdict = check(winner.boxes or [winner.box], winner.text.zfill(13))
+    if verdict.outcome == "contradicted" or verdict.text is None:
+        return None
+    if verdict.outcome == "replaced":
+        number = verdict.text
+        symbology, text = ("UPC-A", number[1:]) if number.startswith("0") else ("EAN-13", number)
+        return Reading(symbology, text, reading.box, reading.votes, False, text.encode())
+    if winner.votes == 1 and not (verdict.outcome == "confirmed" and verdict.agree >= 2):
+        return None
+    return reading
 
 
 def _settle_by_scan_lines(cluster: _Cluster, check: Check) -> list[Reading] | None:
@@ -417,7 +439,7 @@ def _settle_by_scan_lines(cluster: _Cluster, check: Check) -> list[Reading] | No
         return None
     support: Counter[str] = Counter()
     for cand in sorted(ean, key=lambda c: c.votes, reverse=True)[:5]:
-        verdict = check(cand.box, cand.text.zfill(13))
+        verdict = check(cand.boxes or [cand.box], cand.text.zfill(13))
         if verdict.outcome == "confirmed" and verdict.agree >= 3 and verdict.text:
             support[verdict.text] += verdict.agree
         elif verdict.outcome == "replaced" and verdict.text:
@@ -564,6 +586,7 @@ class Decoder:
         start = self._clock()
         work = _Work(gray)
         ballot = _Ballot()
+        fnc4_tries: dict[bytes, list[bytes | None]] = {}
         for name in steps:
             if name in _MULTI:
                 if any(c.family == "2d" for c in ballot.clusters):
@@ -574,7 +597,7 @@ class Decoder:
             for img, m in images:
                 for symbol in self._zbar.scan(img):
                     ballot.add(
-                        _with_fnc4(img, symbol),
+                        _with_fnc4(img, symbol, fnc4_tries),
                         _map_box(symbol.box, m),
                         name,
                         is_fragment(img, symbol),
@@ -586,15 +609,12 @@ class Decoder:
         check = None
         if self.verify_ean:
 
-            def check(box: Box, code13: str) -> Verdict:
-                return verify_ean13(gray, box, code13)
+            def check(boxes: Sequence[Box], code13: str) -> Verdict:
+                return verify_ean13(gray, boxes, code13)
 
-        out = []
-        for reading, vouched in ballot.decide(lone_1d=lone_1d, check=check):
-            final = reading if vouched else self.second_opinion(gray, reading)
-            if final is not None:
-                out.append(final)
-        return out
+        # EAN-13/UPC-A winners were checked by `check`, Code 128 got its FNC4 back as it was
+        # read: nothing more to do here.
+        return [reading for reading, _ in ballot.decide(lone_1d=lone_1d, check=check)]
 
     def second_opinion(self, gray: np.ndarray, reading: Reading) -> Reading | None:
         """A read checked against the label's own scan lines: an EAN-13/UPC-A is kept, corrected

@@ -8,14 +8,15 @@ reads every digit by matching the 7-module patterns at those positions, sampling
 at module *centres* instead of thresholding edges. Lines that do not give a complete,
 checksum-valid number abstain.
 
-Verdict: when at least a third of the lines read one other valid number, and more lines read it
-than read the claim, ZBar's claim is contradicted. If at least two thirds of the lines agree on
+Verdict, per sighting: when at least a third of the lines read one other valid number, and more
+lines read it than read the claim, ZBar's claim is contradicted. If at least two thirds of the lines agree on
 that other number, it replaces the claim (its own lines are the confirmation); otherwise the
 claim is dropped. When the lines agree with ZBar or abstain, the claim stands."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,31 +116,103 @@ def _read_line(profile: np.ndarray, x0: float, width: float) -> str | None:
 def _lines(
     gray: np.ndarray, box: tuple[float, float, float, float], count: int
 ) -> list[tuple[np.ndarray, float, float]]:
-    """Scan lines across the box: (profile, expected start, expected module width)."""
+    """Scan lines across the box: (profile, expected start, expected module width).
+
+    When ZBar's box is only the spot where its decode ended (a few pixels wide), the label's
+    extent on each line is found from the line itself (see `_extent`)."""
     h, w = gray.shape[:2]
     x0, y0, x1, y1 = box
-    span = x1 - x0
-    if span < 40:
-        return []
-    xa, xb = max(0, int(x0 - span * 0.2)), min(w, int(x1 + span * 0.2) + 1)
     ya, yb = max(0, int(y0)), min(h - 1, int(y1))
     if yb < ya:
         return []
     rows = sorted(set(np.linspace(ya + (yb - ya) * 0.1, yb - (yb - ya) * 0.1, count).astype(int)))
+    span = x1 - x0
     out = []
     for y in rows:
-        p = gray[y, xa:xb].astype(np.float64)
-        sd = p.std()
-        if sd < 1e-6:
-            continue
-        out.append(((p - p.mean()) / sd, x0 - xa, span / 95.0))
+        if span >= 40:
+            extents = [(x0, x1)]
+        else:
+            found = _extent(gray[y].astype(np.float64), (x0 + x1) / 2.0)
+            extents = [found] if found is not None else []
+        for start, end in extents:
+            length = end - start
+            xa, xb = max(0, int(start - length * 0.2)), min(w, int(end + length * 0.2) + 1)
+            p = gray[y, xa:xb].astype(np.float64)
+            sd = p.std()
+            if sd < 1e-6:
+                continue
+            out.append(((p - p.mean()) / sd, start - xa, length / 95.0))
     return out
 
 
+def _extent(line: np.ndarray, hint: float) -> tuple[float, float] | None:
+    """The stretch of bars around `hint` on a line, bounded by quiet zones (light runs several
+    times longer than the typical run); None when it is too short to be an EAN-13."""
+    lo, hi = np.percentile(line, 5), np.percentile(line, 95)
+    if hi - lo < 20:
+        return None
+    dark = line < (lo + hi) / 2
+    edges = np.flatnonzero(dark[1:] != dark[:-1]) + 1
+    bounds = np.concatenate(([0], edges, [len(dark)]))
+    lengths = np.diff(bounds)
+    colours = dark[bounds[:-1]]
+    if len(lengths) < 30:
+        return None
+    i = int(np.clip(np.searchsorted(bounds, hint, side="right") - 1, 0, len(lengths) - 1))
+    window = lengths[max(0, i - 15) : i + 16]
+    quiet = 3.5 * float(np.median(window))
+    if not colours[i] and lengths[i] >= quiet:  # the hint sits in a quiet zone: step onto bars
+        i = i + 1 if i + 1 < len(lengths) else i - 1
+    left = i
+    while left > 0 and not (not colours[left - 1] and lengths[left - 1] >= quiet):
+        left -= 1
+    right = i
+    while right + 1 < len(lengths) and not (not colours[right + 1] and lengths[right + 1] >= quiet):
+        right += 1
+    start, end = float(bounds[left]), float(bounds[right + 1])
+    if right - left < 50:  # an EAN-13 has 59 bars and spaces
+        return None
+    return start, end
+
+
 def verify_ean13(
-    gray: np.ndarray, box: tuple[float, float, float, float], code13: str, *, lines: int = 9
+    gray: np.ndarray,
+    boxes: Sequence[tuple[float, float, float, float]],
+    code13: str,
+    *,
+    lines: int = 9,
 ) -> Verdict:
-    """Check a claimed 13-digit EAN/UPC number against the label in `gray` at `box`."""
+    """Check a claimed 13-digit EAN/UPC number against the label in `gray`.
+
+    `boxes`: where ZBar saw it, one box per sighting (up to three are used). Each is judged on
+    its own lines; any sighting whose lines contradict the claim outweighs the others, since a
+    right claim is never contradicted by a well-placed set of lines."""
+    verdicts = []
+    seen: set[tuple[int, ...]] = set()
+    for one in boxes:
+        key = tuple(int(v) for v in one)
+        if key in seen:
+            continue
+        seen.add(key)
+        verdicts.append(_verify_box(gray, one, code13, lines))
+        if len(verdicts) == 3:
+            break
+    against = [v for v in verdicts if v.outcome in ("replaced", "contradicted")]
+    if against:
+        replaced = [v for v in against if v.outcome == "replaced"]
+        confirmed = any(v.outcome == "confirmed" for v in verdicts)
+        if replaced and len({v.text for v in replaced}) == 1 and not confirmed:
+            return max(replaced, key=lambda v: v.other)
+        worst = max(against, key=lambda v: v.other)
+        return Verdict("contradicted", None, worst.lines, worst.agree, worst.other)
+    if not verdicts:
+        return Verdict("unsure", code13)
+    return max(verdicts, key=lambda v: (v.outcome == "confirmed", v.agree))
+
+
+def _verify_box(
+    gray: np.ndarray, box: tuple[float, float, float, float], code13: str, lines: int
+) -> Verdict:
     signs = _signs(ean13_modules(code13))
     reads: list[str | None] = []
     for profile, start, module in _lines(gray, box, lines):
@@ -174,7 +247,7 @@ def checked(
     when the read must be dropped. Other symbologies pass unchanged."""
     if symbology not in ("EAN-13", "UPC-A") or not text.isdigit() or len(text) not in (12, 13):
         return symbology, text
-    verdict = verify_ean13(gray, box, text.zfill(13))
+    verdict = verify_ean13(gray, [box], text.zfill(13))
     if verdict.text is None:
         return None
     if verdict.outcome != "replaced":

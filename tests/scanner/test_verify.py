@@ -26,7 +26,7 @@ def test_modules_of_an_ean13() -> None:
 
 def test_a_right_number_is_confirmed() -> None:
     image, box = label()
-    verdict = verify_ean13(image, box, "6901234567892")
+    verdict = verify_ean13(image, [box], "6901234567892")
     assert verdict.outcome == "confirmed"
     assert verdict.agree >= verdict.lines - 1
 
@@ -34,7 +34,7 @@ def test_a_right_number_is_confirmed() -> None:
 def test_a_wrong_number_is_never_confirmed() -> None:
     image, box = label()
     # Another checksum-valid number of the same shape, as a misread would give.
-    verdict = verify_ean13(image, box, "6901234567748")
+    verdict = verify_ean13(image, [box], "6901234567748")
     assert verdict.outcome in ("replaced", "contradicted")
     assert verdict.text in (None, "6901234567892")
     assert checked(image, "EAN-13", "6901234567748", box) in (None, ("EAN-13", "6901234567892"))
