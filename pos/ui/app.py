@@ -6,6 +6,7 @@ own key handling, so a scanner's burst is one scan wherever the focus is."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -124,7 +125,9 @@ class PosApp(App[int]):
 
     def _settle(self) -> None:
         warm_up()
-        self.call_from_thread(freeze_startup_heap)
+        if self.is_running:
+            with contextlib.suppress(RuntimeError):  # the till closed meanwhile
+                self.call_from_thread(freeze_startup_heap)
 
     def on_unmount(self) -> None:
         if self.camera_on:
@@ -132,6 +135,7 @@ class PosApp(App[int]):
 
             stop_camera(self)
         self.store.close()
+        gc.unfreeze()  # hand the heap back to the collector (matters when apps run in turn)
 
     def camera_spec(self) -> str | None:
         if self.settings.camera:
