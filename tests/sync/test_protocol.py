@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -101,6 +101,7 @@ def test_floats_and_foreign_types_are_refused(bad: dict[str, Any]) -> None:
         p.payload_hash(bad)
 
 
+@settings(deadline=None, max_examples=40)
 @given(payloads)
 def test_hash_survives_a_json_trip(payload: dict[str, Any]) -> None:
     assert p.payload_hash(json.loads(json.dumps(payload))) == p.payload_hash(payload)
@@ -109,6 +110,7 @@ def test_hash_survives_a_json_trip(payload: dict[str, Any]) -> None:
 # --- envelope and push ------------------------------------------------------------------------
 
 
+@settings(deadline=None, max_examples=40)
 @given(
     payload=payloads,
     seq=st.integers(min_value=1, max_value=2**53),
@@ -156,6 +158,7 @@ def test_envelope_refuses_wrong_shapes(change: dict[str, Any]) -> None:
         p.EventEnvelope.model_validate_json(json.dumps(data))
 
 
+@settings(deadline=None, max_examples=40)
 @given(st.lists(payloads, max_size=5), st.integers(min_value=0, max_value=10_000))
 def test_push_request_roundtrips(batch_payloads: list[dict[str, Any]], pending: int) -> None:
     batch = [envelope(i + 1, pl) for i, pl in enumerate(batch_payloads)]
@@ -241,6 +244,7 @@ def test_pull_refuses_an_unknown_stream_and_a_huge_limit() -> None:
         p.PullRequest(device_time=NOW, cursors={}, limit=p.MAX_PULL_LIMIT + 1)
 
 
+@settings(deadline=None, max_examples=40)
 @given(st.text(min_size=1, max_size=20), st.text(max_size=30), st.integers(0, 10**9))
 def test_snapshot_lines_roundtrip(sku: str, name: str, price: int) -> None:
     header = p.SnapshotHeader(stream="prices", cursor=5, generated_at=NOW, after=None)
