@@ -249,7 +249,7 @@ def test_over_a_real_socket(db: Database) -> None:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        for _ in range(500):
+        for _ in range(2000):
             if server.started:
                 break
             threading.Event().wait(0.01)

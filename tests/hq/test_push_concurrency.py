@@ -48,7 +48,7 @@ async def test_a_racing_duplicate_movement_gives_503_then_quarantine(
     released = threading.Event()
 
     def commit_when_blocked() -> None:
-        for _ in range(500):
+        for _ in range(3000):
             # a new transaction each time: pg_stat_activity is frozen within one
             with db.read() as conn:
                 waiting = conn.execute(
@@ -66,7 +66,7 @@ async def test_a_racing_duplicate_movement_gives_503_then_quarantine(
     t = threading.Thread(target=commit_when_blocked)
     t.start()
     r = await client.post(p.PUSH_PATH, json=till.push_body([sale]), headers=till.headers)
-    t.join(10)
+    t.join(60)
     other.close()
     assert released.is_set()
     assert r.status_code == 503
