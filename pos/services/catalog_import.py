@@ -118,7 +118,7 @@ def _bulk(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with BulkLoad(store.conn, replace=replace, one_movement_per_sku=True) as load:
+        with BulkLoad(store, replace=replace, one_movement_per_sku=True) as load:
             chunks = (
                 _chunks_from_process(source, report, prefix, occurred_at)
                 if parallel

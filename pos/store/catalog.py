@@ -235,11 +235,14 @@ class BulkLoad:
         load (an import's initial stock); on a till with an empty ledger the on-hand
         projection is then copied instead of summed."""
         self.conn = connection(db)
+        # pass the Store itself so its background checkpoints pause during the load
+        self._paused = db.checkpoints_paused() if hasattr(db, "checkpoints_paused") else None
         self.replace = replace
         self._one_movement_per_sku = one_movement_per_sku
         self.rows = 0
         self.timings: dict[str, float] = {}
         self._journal_changed = False
+        self.journal_mode = ""  # during the load: 'delete', or 'wal' if the file was shared
         self._ledger_was_empty = False
         self._ledger_top = 0
         self.stock_ignored = 0  # initial movements dropped: their SKU already had stock history
@@ -253,14 +256,17 @@ class BulkLoad:
                 "the catalogue already has products: load into an empty catalogue, "
                 "or replace it whole"
             )
-        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
-        self._journal_changed = mode == "delete"
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while loading
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA threads = 2")  # index sorts may use a helper thread
-        conn.execute("BEGIN IMMEDIATE")
+        if self._paused is not None:
+            self._paused.__enter__()
         try:
+            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+            self.journal_mode = str(mode)
+            self._journal_changed = mode == "delete"
+            conn.execute("PRAGMA synchronous = OFF")
+            conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while loading
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA threads = 2")  # index sorts may use a helper thread
+            conn.execute("BEGIN IMMEDIATE")
             for name in ("products_fts_ai", "products_fts_ad", "products_fts_au"):
                 conn.execute(f"DROP TRIGGER IF EXISTS {name}")
             conn.execute("DROP TRIGGER IF EXISTS stock_ledger_on_hand")
@@ -401,9 +407,16 @@ class BulkLoad:
             self._restore()
 
     def _restore(self) -> None:
+        try:
+            if not self.conn.in_transaction:
+                self._restore_pragmas()
+        finally:
+            if self._paused is not None:
+                paused, self._paused = self._paused, None
+                paused.__exit__(None, None, None)
+
+    def _restore_pragmas(self) -> None:
         conn = self.conn
-        if conn.in_transaction:
-            return
         conn.execute("PRAGMA cache_size = -2000")
         conn.execute("PRAGMA temp_store = DEFAULT")
         conn.execute("PRAGMA threads = 0")

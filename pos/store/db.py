@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,8 @@ from pos.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 BUSY_TIMEOUT_MS = 5_000
+CHECKPOINT_INTERVAL_S = 2.0
+FALLBACK_AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of WAL: only if background checkpoints stall
 MMAP_BYTES = 1 << 30  # address space only; a 2M-SKU store file is about 0.7 GB
 
 
@@ -57,6 +60,7 @@ class Store:
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._lock_file: IO[bytes] | None = lock_file
         self._identity: DeviceIdentity | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class Store:
         try:
             yield conn
             conn.execute("COMMIT")
+            self._committed()
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -172,9 +177,37 @@ class Store:
                 (key, value),
             )
 
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _committed(self) -> None:
+        if self._checkpointer is None:
+            self._checkpointer = _Checkpointer(self.path)
+            self._checkpointer.start()
+        self._checkpointer.dirty = True
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the WAL into the database file now (PASSIVE: never blocks a sale). Returns
+        SQLite's (busy, wal_pages, checkpointed_pages)."""
+        with self.checkpoints_paused():
+            row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    @contextlib.contextmanager
+    def checkpoints_paused(self) -> Iterator[None]:
+        """No background checkpoint (and no second connection) while this lasts: a bulk load
+        needs the file to itself to change journal mode."""
+        if self._checkpointer is None:
+            yield
+            return
+        with self._checkpointer.paused:
+            yield
+
     # -- life cycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         try:
             self.conn.close()
         finally:
@@ -189,6 +222,45 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Checkpointer(threading.Thread):
+    """Copies the WAL into the database file in the background, every few seconds after a
+    commit. SQLite's own automatic checkpoint would run inside the commit that crosses the
+    threshold, adding a database-file fsync to that customer's sale; here it never delays a
+    sale (PASSIVE mode waits for nobody). It uses its own short-lived connection, as a sqlite3
+    connection belongs to one thread."""
+
+    def __init__(self, path: Path, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+        super().__init__(name="store-checkpoint", daemon=True)
+        self.path = path
+        self.interval_s = interval_s
+        self.dirty = False
+        self.paused = threading.Lock()
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.interval_s):
+            if not self.dirty:
+                continue
+            with self.paused:
+                if self._stopping.is_set():
+                    break
+                self.dirty = False
+                try:
+                    conn = sqlite3.connect(self.path, timeout=1.0)
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        conn.close()
+                except sqlite3.Error:
+                    self.dirty = True  # try again next round; SQLite's fallback still bounds it
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.paused.acquire(timeout=5):  # let a checkpoint in progress finish
+            self.paused.release()
+        self.join(timeout=5)
 
 
 def lock_path(path: Path) -> Path:
@@ -262,6 +334,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         # Reads through a memory map: a scan's lookup walks ~20 pages, and without the map each
         # is a read() call; under CPU contention those calls are what push p99 past 1 ms.
         conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        # checkpoints run in the background (_Checkpointer); SQLite's own only as a fallback
+        conn.execute(f"PRAGMA wal_autocheckpoint = {FALLBACK_AUTOCHECKPOINT_PAGES}")
         conn.execute("PRAGMA foreign_keys = OFF")  # the ledger outlives deleted products
         _migrate(conn, path)
         return conn

@@ -256,3 +256,28 @@ def test_full_disk_records_nothing_and_the_same_cart_can_be_retried(
     store.conn.execute("PRAGMA max_page_count = 1073741823")
     receipt = service.complete(cart, payments)
     assert (receipt.sale_no, receipt.seq, receipt.total) == (1, 1, 19900 + 700)
+
+
+def test_checkpoints_happen_off_the_sale_path_and_pause_for_bulk_loads(
+    store: Store, service: SaleService
+) -> None:
+    from pos.store.catalog import BulkLoad
+
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+    cart = three_item_cart(service)
+    service.complete(cart, [Payment.cash(cart.total)])
+    checkpointer = store._checkpointer
+    assert checkpointer is not None and checkpointer.is_alive()
+    busy, wal_pages, copied = store.checkpoint()
+    assert busy == 0 and wal_pages == copied
+
+    # a bulk load needs the file alone to leave WAL mode: the checkpointer steps aside
+    with BulkLoad(store, replace=True) as load:
+        load.add([("NEW-1", "新品 New", 990, 1300)])
+    assert load.journal_mode == "delete"
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [p.sku for p in service.search("新品")] == ["NEW-1"]
+    assert table_counts(store)["sales"] == 1  # the till's own records survive a replace
+
+    store.close()
+    assert not checkpointer.is_alive()
