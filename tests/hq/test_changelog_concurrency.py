@@ -33,21 +33,22 @@ def pg_db(pg_dsn: str):  # type: ignore[no-untyped-def]
     _drop_pg_schema(pg_dsn, schema)
 
 
-def _waiting_on_lock(db: Database, schema: str) -> bool:
+def _blocked_by(db: Database, pid: int) -> bool:
+    """Is some session waiting for a lock that backend ``pid`` holds? (A new transaction per
+    call: pg_stat_activity is frozen within one.)"""
     with db.read() as conn:
         n = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query ILIKE '%stream_heads%' AND datname = current_database()"
-            )
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": pid},
         ).scalar_one()
     return bool(n)
 
 
 def test_a_late_commit_is_never_skipped(pg_db) -> None:  # type: ignore[no-untyped-def]
-    db, schema = pg_db
+    db, _ = pg_db
     admin.add_store(db, "S1", name="S1")
     a_wrote = threading.Event()
+    a_pid: list[int] = []
     a_may_commit = threading.Event()
     b_done = threading.Event()
 
@@ -63,6 +64,7 @@ def test_a_late_commit_is_never_skipped(pg_db) -> None:  # type: ignore[no-untyp
             )
             w.upsert("catalog", "A", row)
             w.flush()
+            a_pid.append(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
             a_wrote.set()
             a_may_commit.wait(60)
 
@@ -76,10 +78,10 @@ def test_a_late_commit_is_never_skipped(pg_db) -> None:  # type: ignore[no-untyp
     tb = threading.Thread(target=writer_b)
     tb.start()
     for _ in range(3000):  # until B is seen blocked on the stream lock
-        if _waiting_on_lock(db, schema):
+        if _blocked_by(db, a_pid[0]):
             break
         time.sleep(0.01)
-    assert _waiting_on_lock(db, schema) and not b_done.is_set()
+    assert _blocked_by(db, a_pid[0]) and not b_done.is_set()
 
     # a store pulling now sees neither change and keeps cursor 0
     with db.read(snapshot=True) as conn:

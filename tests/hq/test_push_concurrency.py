@@ -45,6 +45,7 @@ async def test_a_racing_duplicate_movement_gives_503_then_quarantine(
             recorded_at=utcnow(),
         )
     )
+    blocker = other.execute(text("SELECT pg_backend_pid()")).scalar_one()
     released = threading.Event()
 
     def commit_when_blocked() -> None:
@@ -53,9 +54,10 @@ async def test_a_racing_duplicate_movement_gives_503_then_quarantine(
             with db.read() as conn:
                 waiting = conn.execute(
                     text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        " AND query ILIKE 'COPY \"stock_ledger\"%'"
-                    )
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE :blocker = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"blocker": blocker},
                 ).scalar_one()
             if waiting:
                 break
