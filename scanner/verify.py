@@ -96,9 +96,23 @@ def _grid(
     return float(scores[wi, si]), float(starts[si]), float(widths[wi])
 
 
-def _read_line(profile: np.ndarray, x0: float, width: float) -> str | None:
-    centres = x0 + (np.arange(95) + 0.5) * width
-    v = np.interp(centres, np.arange(len(profile)), profile)
+def _read_line(
+    profile: np.ndarray, signs: np.ndarray, x0: float, width: float
+) -> tuple[str | None, float]:
+    """(number read, fit score) on one line, given the claimed pattern's fit there.
+
+    Each half of the label is refitted on its own (start and module width), so a label seen at
+    a slant, whose modules grow along the line, still has every module centre in place."""
+    positions = np.arange(len(profile))
+    _, xl, wl = _grid(profile, signs[:50], x0, 1.5 * width, 0.25, width * 0.97, width * 1.03, 7)
+    xr_guess = x0 + 45 * width
+    _, xr, wr = _grid(
+        profile, signs[45:], xr_guess, 1.5 * width, 0.25, width * 0.97, width * 1.03, 7
+    )
+    left = np.interp(xl + (np.arange(50) + 0.5) * wl, positions, profile)
+    right = np.interp(xr + (np.arange(50) + 0.5) * wr, positions, profile)
+    v = np.concatenate([left[:50], right[5:]])
+    score = float((v * signs).mean())
     digits = []
     parity = ""
     for j in range(6):
@@ -106,11 +120,11 @@ def _read_line(profile: np.ndarray, x0: float, width: float) -> str | None:
         digits.append(str(k % 10))
         parity += "L" if k < 10 else "G"
     if parity not in _PARITY:
-        return None
+        return None, score
     for j in range(6):
         digits.append(str(int(np.argmax(_RIGHT @ v[50 + 7 * j : 57 + 7 * j]))))
     code = str(_PARITY.index(parity)) + "".join(digits)
-    return code if _check_ok(code) else None
+    return (code if _check_ok(code) else None), score
 
 
 def _lines(
@@ -220,10 +234,11 @@ def _verify_box(
         backward = _fit(profile[::-1], signs, len(profile) - 1 - (start + 95 * module), module)
         if backward[0] > forward[0]:
             _, x0, width = backward
-            reads.append(_read_line(profile[::-1].copy(), x0, width))
+            read, _ = _read_line(profile[::-1].copy(), signs, x0, width)
         else:
             _, x0, width = forward
-            reads.append(_read_line(profile, x0, width))
+            read, _ = _read_line(profile, signs, x0, width)
+        reads.append(read)
     n = len(reads)
     if n == 0:
         return Verdict("unsure", code13)
