@@ -128,7 +128,11 @@ def _read_line(
 
 
 def _lines(
-    gray: np.ndarray, box: tuple[float, float, float, float], count: int
+    gray: np.ndarray,
+    box: tuple[float, float, float, float],
+    count: int,
+    *,
+    own_extent: bool = False,
 ) -> list[tuple[np.ndarray, float, float]]:
     """Scan lines across the box: (profile, expected start, expected module width).
 
@@ -143,7 +147,7 @@ def _lines(
     span = x1 - x0
     out = []
     for y in rows:
-        if span >= 40:
+        if span >= 40 and not own_extent:
             extents = [(x0, x1)]
         else:
             found = _extent(gray[y].astype(np.float64), (x0 + x1) / 2.0)
@@ -209,7 +213,9 @@ def verify_ean13(
             continue
         seen.add(key)
         verdicts.append(_verify_box(gray, one, code13, lines))
-        if len(verdicts) == 3:
+        if one[2] - one[0] >= 40:  # also where the line itself says the label is
+            verdicts.append(_verify_box(gray, one, code13, lines, own_extent=True))
+        if len(seen) == 3:
             break
     against = [v for v in verdicts if v.outcome in ("replaced", "contradicted")]
     if against:
@@ -225,11 +231,16 @@ def verify_ean13(
 
 
 def _verify_box(
-    gray: np.ndarray, box: tuple[float, float, float, float], code13: str, lines: int
+    gray: np.ndarray,
+    box: tuple[float, float, float, float],
+    code13: str,
+    lines: int,
+    *,
+    own_extent: bool = False,
 ) -> Verdict:
     signs = _signs(ean13_modules(code13))
     reads: list[str | None] = []
-    for profile, start, module in _lines(gray, box, lines):
+    for profile, start, module in _lines(gray, box, lines, own_extent=own_extent):
         forward = _fit(profile, signs, start, module)
         backward = _fit(profile[::-1], signs, len(profile) - 1 - (start + 95 * module), module)
         if backward[0] > forward[0]:
