@@ -1,4 +1,4 @@
-"""The change log of HQ-owned streams (catalog, prices, config), in commit order.
+"""The change log of HQ-owned streams (catalog, prices, config, orders), in commit order.
 
 Why a lock and not a sequence: a database sequence hands out numbers when a row is written, not
 when its transaction commits. Writer A can take 100, writer B take 101 and commit first; a store
@@ -279,6 +279,20 @@ def snapshot_blocks(
             json.dumps({"key": key, "row": row}, ensure_ascii=False) + "\n"
             for key, row in config_rows(conn, store_id)
             if key > after_key
+        ]
+        yield len(lines), "".join(lines)
+        return
+    if stream == "orders":  # partitioned: only this store's rows, as the last change wrote them
+        from hq.db import order_feed
+
+        q = (
+            select(order_feed.c.order_id, order_feed.c.row)
+            .where(order_feed.c.store_id == store_id, order_feed.c.order_id > after_key)
+            .order_by(order_feed.c.order_id)
+        )
+        lines = [
+            '{"key":' + json.dumps(key, ensure_ascii=False) + ',"row":' + row + "}\n"
+            for key, row in conn.execute(q)
         ]
         yield len(lines), "".join(lines)
         return

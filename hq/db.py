@@ -307,6 +307,146 @@ stock_on_hand = Table(  # projection of stock_ledger, kept in the same transacti
     PrimaryKeyConstraint("store_id", "sku"),
 )
 
+# --- online orders (hq.orders, hq.dispatch) ----------------------------------------------------
+
+Index("ix_stores_lat_lon", stores.c.lat, stores.c.lon)  # dispatch: stores in a bounding box
+
+platforms = Table(  # e-commerce platforms that submit orders (their API key kept as a hash)
+    "platforms",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("platform", String(64), nullable=False),
+    Column("platform_order_id", String(128), nullable=False),
+    Column("request_hash", String(64), nullable=False),  # of the intake body (idempotency)
+    Column("state", String(24), nullable=False),  # open | backorder | completed | cancelled
+    Column("epoch", BigInteger, nullable=False, default=0),  # last epoch handed out
+    Column("delivery", String(16), nullable=False),  # pickup | delivery
+    Column("pickup_store", String(64)),
+    Column("address", Text),  # JSON {text, lat, lon}
+    Column("customer", Text, nullable=False),  # JSON {name, phone}
+    Column("promised_at", UTCDateTime),
+    Column("note", Text),
+    Column("pickup_code", String(16)),  # HQ tells the customer; stores get only its hash
+    Column("pickup_code_hash", String(64)),
+    Column("origin_store", String(64)),  # endless aisle: the store that took the order
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retry_at", UTCDateTime),  # backorder: when dispatch tries again
+    UniqueConstraint("platform", "platform_order_id"),
+    Index("ix_orders_retry", "state", "retry_at"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(64), nullable=False),
+    Column("line_id", String(16), nullable=False),
+    Column("sku", Key, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("qty", BigInteger, nullable=False),
+    Column("fulfilled", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("order_id", "line_id"),
+)
+
+assignments = Table(  # one store's part of an order under one epoch
+    "assignments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False),
+    Column("store_id", String(64), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("prev_state", String(24)),  # the state a refused cancel request returns to
+    Column("accept_by", UTCDateTime, nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+    Column("cancel_requested_at", UTCDateTime),
+    Column("then", String(16)),  # after an agreed cancel: redispatch | cancel
+    Column("ended_at", UTCDateTime),
+    Index("ix_assignments_order", "order_id", "store_id"),
+    Index("ix_assignments_state", "state", "accept_by"),
+)
+
+assignment_lines = Table(
+    "assignment_lines",
+    metadata,
+    Column("assignment_id", Id, nullable=False),
+    Column("line_id", String(16), nullable=False),
+    Column("sku", Key, nullable=False),
+    Column("qty", BigInteger, nullable=False),  # what this store is to fulfil (0: taken away)
+    Column("picked", BigInteger),
+    Column("fulfilled", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("assignment_id", "line_id"),
+)
+
+order_holds = Table(  # HQ's pending holds per (store, sku): live assignments' quantities
+    "order_holds",
+    metadata,
+    Column("store_id", String(64), nullable=False),
+    Column("sku", Key, nullable=False),
+    Column("held", BigInteger, nullable=False),
+    PrimaryKeyConstraint("store_id", "sku"),
+)
+
+availability_blocks = Table(  # a rejection lowers HQ's view of a store ('*': every SKU)
+    "availability_blocks",
+    metadata,
+    Column("store_id", String(64), nullable=False),
+    Column("sku", Key, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("reason", String(64), nullable=False),
+    PrimaryKeyConstraint("store_id", "sku"),
+)
+
+order_timeline = Table(
+    "order_timeline",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),  # HQ time
+    Column("kind", String(32), nullable=False),
+    Column("store_id", String(64)),
+    Column("epoch", BigInteger),
+    Column("detail", Text),  # JSON
+    Index("ix_order_timeline_order", "order_id", "id"),
+)
+
+order_feed = Table(  # the orders stream's current row per (store, order): its snapshot
+    "order_feed",
+    metadata,
+    Column("store_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("row", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # change number that last wrote it
+    PrimaryKeyConstraint("store_id", "order_id"),
+)
+
+order_incidents = Table(  # double fulfilment and the like, for `hq report`
+    "order_incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("stores", Text, nullable=False),  # JSON list
+    Column("detail", Text, nullable=False),  # JSON
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+order_requests = Table(  # endless-aisle requests from tills: request_id -> order
+    "order_requests",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("store_id", String(64), nullable=False),
+    Column("order_id", String(64), nullable=False),
+)
+
 # ---------------------------------------------------------------------------------------------
 # the database handle
 
@@ -581,6 +721,9 @@ def utcnow() -> datetime:
 
 __all__ = [
     "Database",
+    "assignment_lines",
+    "assignments",
+    "availability_blocks",
     "barcodes",
     "changes",
     "config",
@@ -588,7 +731,15 @@ __all__ = [
     "devices",
     "events",
     "metadata",
+    "order_feed",
+    "order_holds",
+    "order_incidents",
+    "order_lines",
+    "order_requests",
+    "order_timeline",
+    "orders",
     "payments",
+    "platforms",
     "prices",
     "products",
     "promotions",

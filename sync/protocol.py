@@ -91,8 +91,11 @@ MAX_PULL_LIMIT = 20000
 CLOCK_SKEW_LIMIT_S = 300.0
 """A device clock further than this from HQ's is flagged (HQ report, store status bar)."""
 
-STREAMS: tuple[str, ...] = ("catalog", "prices", "config")
-Stream = Literal["catalog", "prices", "config"]
+STREAMS: tuple[str, ...] = ("catalog", "prices", "config", "orders")
+Stream = Literal["catalog", "prices", "config", "orders"]
+EVENTS_PATH = f"{API_PREFIX}/events"
+"""Server-sent events (``GET``): ``event: orders`` whenever the calling store's orders stream
+changed. A wake-up only: the store then pulls; pull alone stays correct when SSE fails."""
 
 # ---------------------------------------------------------------------------------------------
 # canonical JSON and the payload hash
@@ -235,6 +238,8 @@ REJECT_REASONS: dict[str, str] = {
     "store_mismatch": "the payload names another store or device than the token",
     "movement_id_reused": "a stock movement id that HQ has already recorded",
     "sale_id_reused": "a sale id that HQ has already recorded from another event",
+    "unknown_order": "an order event naming an order or epoch HQ never assigned to this store",
+    "illegal_transition": "an order step that cannot follow the assignment's current state",
 }
 
 
@@ -572,6 +577,200 @@ class StockMovementsV1(Message):
 
 SALE_COMPLETED = "sale.completed"
 STOCK_MOVEMENT_TYPES: tuple[str, ...] = ("stock.adjusted", "stock.received")
+
+# ---------------------------------------------------------------------------------------------
+# online orders: the orders stream (HQ -> store) and the order events (store -> HQ)
+#
+# Rows of the ``orders`` stream are partitioned per store: a store receives only orders
+# assigned to it now or taken from it (``revoked``) or called off (``cancelled``); the key is
+# the order id, ``lines`` are only the lines (and quantities) this store is to fulfil under
+# ``epoch``. Every order event carries the epoch the store acted under; HQ answers an event of
+# an epoch that is no longer the store's current assignment ``superseded`` and still applies
+# its stock movements. Coordinates inside EVENT payloads are decimal text ("31.2304"): payloads
+# carry no floats (see :func:`canonical_json`); rows of the stream carry numbers.
+
+OrderAssignment = Literal[
+    "assigned", "accepted", "cancel_requested", "revoked", "completed", "cancelled"
+]
+DeliveryKind = Literal["pickup", "delivery"]
+REJECT_ORDER_REASONS: tuple[str, ...] = ("out_of_stock", "damaged", "no_staff", "closing", "other")
+
+
+def _coordinate(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Latitude = Annotated[float, BeforeValidator(_coordinate), Field(ge=-90, le=90)]
+Longitude = Annotated[float, BeforeValidator(_coordinate), Field(ge=-180, le=180)]
+OrderId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+Qty = Annotated[StrictInt, Field(ge=1)]
+
+
+class OrderCustomer(Message):
+    name: Annotated[str, Field(max_length=200)]
+    phone: Annotated[str, Field(max_length=64)]
+
+
+class OrderAddress(Message):
+    text: Annotated[str, Field(max_length=500)]
+    lat: Latitude
+    lon: Longitude
+
+
+class OrderRowLine(Message):
+    line_id: str
+    sku: str
+    name: str
+    qty: Qty
+
+
+class OrderRow(Message):
+    """Row of the ``orders`` stream (key = order_id), as the contract between HQ and stores
+    says. ``revoked``/``cancelled``: void the holds (and, if picked, return to shelf)."""
+
+    order_id: str
+    platform: str
+    platform_order_id: str
+    epoch: Annotated[StrictInt, Field(ge=1)]
+    assignment: OrderAssignment
+    accept_by: AwareDatetime
+    promised_at: AwareDatetime | None = None
+    delivery: DeliveryKind
+    customer: OrderCustomer
+    address: OrderAddress | None = None
+    lines: list[OrderRowLine]
+    pickup_code_hash: HashHex | None = None
+    note: str | None = None
+
+
+class _OrderEvent(Message):
+    order_id: OrderId
+    epoch: Annotated[StrictInt, Field(ge=1)]
+
+
+class OrderAcceptedV1(_OrderEvent):
+    pass
+
+
+class OrderRejectedV1(_OrderEvent):
+    reason: Literal["out_of_stock", "damaged", "no_staff", "closing", "other"]
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PickedLineV1(Message):
+    line_id: str
+    sku: str
+    qty_ordered: Qty
+    qty_picked: Annotated[StrictInt, Field(ge=0)]
+    substitute_sku: str | None = None
+    reason: Annotated[str, Field(max_length=200)] | None = None
+
+
+class OrderPickedV1(_OrderEvent):
+    lines: Annotated[list[PickedLineV1], Field(min_length=1)]
+
+
+class OrderReadyV1(_OrderEvent):
+    pass
+
+
+class OrderMovementV1(MovementV1):
+    delta: Annotated[StrictInt, Field(lt=0)]
+
+
+class OrderHandedOverV1(_OrderEvent):
+    movements: list[OrderMovementV1] = []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> OrderHandedOverV1:
+        if len({m.movement_id for m in self.movements}) != len(self.movements):
+            raise ValueError("two movements share a movement_id")
+        return self
+
+
+class OrderShippedV1(OrderHandedOverV1):
+    tracking: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class OrderCancelAcceptedV1(_OrderEvent):
+    pass
+
+
+class OrderCancelRefusedV1(_OrderEvent):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class OrderHoldAtRiskV1(_OrderEvent):
+    sku: str
+    shortfall: Qty
+    sale_id: UUIDText | None = None
+
+
+class OrderReturnedToShelfV1(_OrderEvent):
+    pass
+
+
+class RequestedLineV1(Message):
+    sku: Annotated[str, Field(min_length=1)]
+    qty: Qty
+
+
+class OrderRequestedV1(Message):
+    """``order.requested`` (endless aisle): a till asks HQ for a delivery order; HQ creates a
+    normal order attributed to ``origin_store``, idempotent by ``request_id``."""
+
+    request_id: OrderId
+    lines: Annotated[list[RequestedLineV1], Field(min_length=1, max_length=200)]
+    customer: OrderCustomer
+    address: OrderAddress
+    delivery: Literal["delivery"] = "delivery"
+    origin_store: str
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+ORDER_ACCEPTED = "order.accepted"
+ORDER_REJECTED = "order.rejected"
+ORDER_PICKED = "order.picked"
+ORDER_READY = "order.ready"
+ORDER_HANDED_OVER = "order.handed_over"
+ORDER_SHIPPED = "order.shipped"
+ORDER_CANCEL_ACCEPTED = "order.cancel_accepted"
+ORDER_CANCEL_REFUSED = "order.cancel_refused"
+ORDER_HOLD_AT_RISK = "order.hold_at_risk"
+ORDER_RETURNED_TO_SHELF = "order.returned_to_shelf"
+ORDER_REQUESTED = "order.requested"
+ORDER_EVENT_MODELS: dict[str, type[Message]] = {
+    ORDER_ACCEPTED: OrderAcceptedV1,
+    ORDER_REJECTED: OrderRejectedV1,
+    ORDER_PICKED: OrderPickedV1,
+    ORDER_READY: OrderReadyV1,
+    ORDER_HANDED_OVER: OrderHandedOverV1,
+    ORDER_SHIPPED: OrderShippedV1,
+    ORDER_CANCEL_ACCEPTED: OrderCancelAcceptedV1,
+    ORDER_CANCEL_REFUSED: OrderCancelRefusedV1,
+    ORDER_HOLD_AT_RISK: OrderHoldAtRiskV1,
+    ORDER_RETURNED_TO_SHELF: OrderReturnedToShelfV1,
+    ORDER_REQUESTED: OrderRequestedV1,
+}
+"""schema_version 1 of every order event type."""
+
+
+def pickup_qr(order_id: str, code: str) -> str:
+    """The text of the customer's pickup QR (the scanner reads it as kind ``pickup``)."""
+    return f"PICKUP:{order_id}:{code}"
+
+
+def pickup_code_hash(code: str) -> str:
+    """What a store keeps of a pickup code: sha256 hex of the digits."""
+    return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
+
 
 # ---------------------------------------------------------------------------------------------
 # errors
