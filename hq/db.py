@@ -310,6 +310,9 @@ stock_on_hand = Table(  # projection of stock_ledger, kept in the same transacti
 # --- online orders (hq.orders, hq.dispatch) ----------------------------------------------------
 
 Index("ix_stores_lat_lon", stores.c.lat, stores.c.lon)  # dispatch: stores in a bounding box
+# dispatch far away: which stores hold a SKU. Updates of on_hand stay HOT (no indexed column
+# changes), so only a new (store, sku) pair pays for this index.
+Index("ix_stock_on_hand_sku", stock_on_hand.c.sku, stock_on_hand.c.store_id)
 
 platforms = Table(  # e-commerce platforms that submit orders (their API key kept as a hash)
     "platforms",
@@ -425,6 +428,7 @@ order_feed = Table(  # the orders stream's current row per (store, order): its s
     Column("row", Text, nullable=False),
     Column("seq", BigInteger, nullable=False),  # change number that last wrote it
     PrimaryKeyConstraint("store_id", "order_id"),
+    Index("ix_order_feed_store_seq", "store_id", "seq"),  # a store's stream head (SSE poll)
 )
 
 order_incidents = Table(  # double fulfilment and the like, for `hq report`
@@ -506,6 +510,9 @@ class Database:
 
         with self.write() as conn:
             metadata.create_all(conn)
+            for table in metadata.sorted_tables:  # indexes added to tables that already existed
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
             present = {r.stream for r in conn.execute(stream_heads.select())}
             missing = [
                 {"stream": s, "head": 0, "compacted_through": 0}
