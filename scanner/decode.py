@@ -165,9 +165,14 @@ def _invert(img: np.ndarray) -> np.ndarray:
     return cv2.bitwise_not(img)
 
 
+MIN_SIDE_TO_ROTATE = 48  # a strip thinner than this turned on its corner is a hatch, not a code
+
+
 def _rotated(base: str, angle: float) -> Callable[[_Work], tuple[np.ndarray, np.ndarray]]:
     def make(w: _Work) -> tuple[np.ndarray, np.ndarray]:
         img, m = w.get(base)
+        if min(w.gray.shape[:2]) < MIN_SIDE_TO_ROTATE:
+            return _EMPTY, m
         h, wd = img.shape[:2]
         r = cv2.getRotationMatrix2D((wd / 2, h / 2), angle, 1.0)
         cos, sin = abs(r[0, 0]), abs(r[0, 1])
@@ -180,6 +185,9 @@ def _rotated(base: str, angle: float) -> Callable[[_Work], tuple[np.ndarray, np.
         return rotated, _compose(r, m)
 
     return make
+
+
+_EMPTY = np.full((8, 8), 255, np.uint8)  # a step that does not apply scans a blank
 
 
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 
 _L = ("0001101", "0011001", "0010011", "0111101", "0100011",
@@ -133,29 +134,45 @@ def _lines(
     count: int,
     *,
     own_extent: bool = False,
+    slope: float = 0.0,
 ) -> list[tuple[np.ndarray, float, float]]:
     """Scan lines across the box: (profile, expected start, expected module width).
 
     When ZBar's box is only the spot where its decode ended (a few pixels wide), the label's
-    extent on each line is found from the line itself (see `_extent`)."""
+    extent on each line is found from the line itself (see `_extent`). `slope` tilts the lines
+    (dy/dx) for a label that is not level."""
     h, w = gray.shape[:2]
     x0, y0, x1, y1 = box
     ya, yb = max(0, int(y0)), min(h - 1, int(y1))
     if yb < ya:
         return []
-    rows = sorted(set(np.linspace(ya + (yb - ya) * 0.1, yb - (yb - ya) * 0.1, count).astype(int)))
+    if count == 1:
+        rows = [(ya + yb) // 2]
+    else:
+        rows = sorted(
+            set(np.linspace(ya + (yb - ya) * 0.1, yb - (yb - ya) * 0.1, count).astype(int))
+        )
     span = x1 - x0
+    xs = np.arange(w, dtype=np.float32)
+    centre = (x0 + x1) / 2.0
     out = []
     for y in rows:
+        if slope == 0.0:
+            line = gray[y].astype(np.float64)
+        else:
+            ys = (y + slope * (xs - centre)).astype(np.float32)
+            line = cv2.remap(
+                gray, xs[None, :], ys[None, :], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )[0].astype(np.float64)
         if span >= 40 and not own_extent:
             extents = [(x0, x1)]
         else:
-            found = _extent(gray[y].astype(np.float64), (x0 + x1) / 2.0)
+            found = _extent(line, centre)
             extents = [found] if found is not None else []
         for start, end in extents:
             length = end - start
             xa, xb = max(0, int(start - length * 0.2)), min(w, int(end + length * 0.2) + 1)
-            p = gray[y, xa:xb].astype(np.float64)
+            p = line[xa:xb]
             sd = p.std()
             if sd < 1e-6:
                 continue
@@ -188,7 +205,7 @@ def _extent(line: np.ndarray, hint: float) -> tuple[float, float] | None:
     while right + 1 < len(lengths) and not (not colours[right + 1] and lengths[right + 1] >= quiet):
         right += 1
     start, end = float(bounds[left]), float(bounds[right + 1])
-    if right - left < 50:  # an EAN-13 has 59 bars and spaces
+    if right - left < 30:  # an EAN-13 has 59 bars and spaces; a soft photo merges some
         return None
     return start, end
 
@@ -230,6 +247,26 @@ def verify_ean13(
     return max(verdicts, key=lambda v: (v.outcome == "confirmed", v.agree))
 
 
+_SLOPES = (0.0, 0.035, -0.035, 0.07, -0.07, 0.12, -0.12)
+
+
+def _level_score(
+    gray: np.ndarray,
+    box: tuple[float, float, float, float],
+    signs: np.ndarray,
+    slope: float,
+    own_extent: bool,
+) -> float:
+    """How well the claimed pattern fits the middle line tilted by `slope`."""
+    found = _lines(gray, box, 1, own_extent=own_extent, slope=slope)
+    if not found:
+        return -np.inf
+    profile, start, module = found[0]
+    forward = _fit(profile, signs, start, module)[0]
+    backward = _fit(profile[::-1], signs, len(profile) - 1 - (start + 95 * module), module)[0]
+    return max(forward, backward)
+
+
 def _verify_box(
     gray: np.ndarray,
     box: tuple[float, float, float, float],
@@ -239,8 +276,9 @@ def _verify_box(
     own_extent: bool = False,
 ) -> Verdict:
     signs = _signs(ean13_modules(code13))
+    slope = max(_SLOPES, key=lambda k: _level_score(gray, box, signs, k, own_extent))
     reads: list[str | None] = []
-    for profile, start, module in _lines(gray, box, lines, own_extent=own_extent):
+    for profile, start, module in _lines(gray, box, lines, own_extent=own_extent, slope=slope):
         forward = _fit(profile, signs, start, module)
         backward = _fit(profile[::-1], signs, len(profile) - 1 - (start + 95 * module), module)
         if backward[0] > forward[0]:
