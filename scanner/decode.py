@@ -22,6 +22,7 @@ and one edge map of a thumbnail."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -135,11 +136,20 @@ def _on(
     return make
 
 
-_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+# OpenCV objects keep working buffers: one per thread (the camera worker decodes in its own).
+_LOCAL = threading.local()
+
+
+def _tools() -> threading.local:
+    if not hasattr(_LOCAL, "clahe"):
+        _LOCAL.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+        _LOCAL.qr_finder = cv2.QRCodeDetectorAruco()
+    return _LOCAL
 
 
 def _clahe(img: np.ndarray) -> np.ndarray:
-    return _CLAHE.apply(img)
+    clahe: cv2.CLAHE = _tools().clahe
+    return clahe.apply(img)
 
 
 def _otsu(img: np.ndarray) -> np.ndarray:
@@ -221,21 +231,17 @@ _RECIPES: dict[str, Callable[[_Work], tuple[np.ndarray, np.ndarray]]] = {
     "x2-rot-45": _rotated("x2", -45),
 }
 
-_QR_FINDER: cv2.QRCodeDetectorAruco | None = None
-
 
 def _rectified_qr(w: _Work) -> list[tuple[np.ndarray, np.ndarray]]:
     """QR codes seen at a slant: OpenCV locates their corners, each is warped flat (perspective
     undone, enlarged to a comfortable module size) for ZBar to read."""
-    global _QR_FINDER
-    if _QR_FINDER is None:
-        _QR_FINDER = cv2.QRCodeDetectorAruco()
+    finder: cv2.QRCodeDetectorAruco = _tools().qr_finder
     out: list[tuple[np.ndarray, np.ndarray]] = []
     for base in ("native", "x2"):
         img, m = w.get(base)
         scale = float(m[0, 0])
         try:
-            found, quads = _QR_FINDER.detectMulti(img)
+            found, quads = finder.detectMulti(img)
         except cv2.error:
             continue
         if not found or quads is None:
