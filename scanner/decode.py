@@ -2,23 +2,28 @@
 
 ZBar alone misses most small or soft photos and sometimes returns a checksum-valid wrong number
 for a 1D code. The cascade runs ZBar on transformed copies of the image (enlarged, contrast
-equalised, smoothed, thresholded, inverted, rotated) and *votes*: every reading is mapped back to
-the original image's coordinates, readings at the same place form a cluster, and a cluster gives
-a text only when the variants agree on it.
+equalised, smoothed, thresholded, inverted, rotated, slanted QR codes warped flat) and *votes*:
+every reading is mapped back to the original image's coordinates, readings at the same place
+form a cluster, and a cluster gives a text only when the evidence agrees on it.
 
-- QR codes carry Reed-Solomon error correction: one clean read is trusted.
+- QR codes carry Reed-Solomon error correction: one clean read is trusted; two texts at one
+  place are two codes (a QR printed inside another).
 - 1D codes have only a mod-10 (or no) check digit, so a misread can still pass it. A 1D text is
   accepted when two variants read the same text at the same place and no other text there comes
-  close in votes; a lone read is accepted only when the whole cascade found nothing against it
-  (`lone_1d`, on by default for still images, off for video, where the debouncer asks for the
-  same text in two frames instead).
-- A short EAN/UPC read (UPC-E, EAN-8) lying inside a full-length EAN-13/UPC-A read is a fragment
-  of the longer code (their guard patterns match part of its bars) and is dropped.
+  close in votes. A lone read (`lone_1d`) is accepted only for symbologies with a mandatory
+  check character, and an EAN-13/UPC-A lone read only when its scan lines confirm it.
+- Every EAN-13/UPC-A winner is checked against the label's own scan lines (`scanner.verify`):
+  contradicted claims are dropped or corrected, and when variants disagree the lines decide.
+- A short EAN/UPC read (UPC-E, EAN-8) inside a full-length EAN-13/UPC-A read is dropped, and
+  UPC-E, EAN-8 and ITF reads must show clear quiet zones (`scanner.quiet`): ZBar finds them
+  inside longer codes. A text contained in a longer one of the same symbology is a partial scan.
+- Code 128 FNC4 characters, which ZBar drops, are put back (`scanner.code128`).
 
-Video frames take a cheap path first: one ZBar pass on the frame; the cascade runs only when
-that pass found nothing *and* the frame shows evidence of a code (a patch of dense, strong edges),
-and then only on that patch and within the frame's time budget. An empty frame costs one ZBar pass
-and one edge map of a thumbnail."""
+Video frames take a cheap path first: one ZBar pass on the frame (every second line); the
+cascade runs only when that pass found nothing *and* the frame shows evidence of a code (a patch
+of dense, strong edges), and then only on that patch and within the frame's time budget. An empty
+frame costs one ZBar pass and one edge map of a thumbnail. The scan-line check of a video read
+runs once per scan, when the pipeline is about to count it (`Decoder.second_opinion`)."""
 
 from __future__ import annotations
 
