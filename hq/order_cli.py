@@ -1,0 +1,284 @@
+"""`hq platform ...` and `hq order ...`: online orders from the command line (for people who
+take an order by phone, and for tests and demos), and the incidents `hq report` lists."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime
+from typing import Any
+
+import click
+
+
+def _db(ctx: click.Context) -> Any:
+    from hq.cli import _db as db_of
+
+    return db_of(ctx)
+
+
+def _when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        raise click.BadParameter(f"{value!r} needs a time zone (e.g. +08:00)")
+    return when
+
+
+@click.group()
+def platform() -> None:
+    """E-commerce platforms that submit orders."""
+
+
+@platform.command("add")
+@click.argument("name")
+@click.pass_context
+def platform_add(ctx: click.Context, name: str) -> None:
+    """Register a platform; prints its API key ONCE (HQ keeps only a hash)."""
+    from hq import orders
+
+    key = orders.add_platform(_db(ctx), name)
+    click.echo(f"Platform {name} added. Its API key (shown once):", err=True)
+    click.echo(key)
+
+
+@click.group()
+def order() -> None:
+    """Online orders: create, show, reassign, and the periodic duty."""
+
+
+@order.command("create")
+@click.option("--platform", "platform_name", default="phone", show_default=True)
+@click.option("--ref", "ref", required=True, help="The platform's order id (idempotency key).")
+@click.option("--line", "lines", multiple=True, required=True, help="SKU:QTY (repeat).")
+@click.option("--pickup", "pickup", help="Pickup in this store.")
+@click.option("--address", help="Delivery address (with --lat and --lon).")
+@click.option("--lat", type=float)
+@click.option("--lon", type=float)
+@click.option("--name", "customer", required=True, help="Customer's name.")
+@click.option("--phone", required=True)
+@click.option("--promised", help="Promised time, ISO with zone.")
+@click.option("--note")
+@click.option("--at", "at", help="HQ time to act at (ISO, tests).")
+@click.pass_context
+def order_create(
+    ctx: click.Context,
+    platform_name: str,
+    ref: str,
+    lines: tuple[str, ...],
+    pickup: str | None,
+    address: str | None,
+    lat: float | None,
+    lon: float | None,
+    customer: str,
+    phone: str,
+    promised: str | None,
+    note: str | None,
+    at: str | None,
+) -> None:
+    """Take an order and dispatch it; prints the order id."""
+    from hq import orders
+
+    parsed = []
+    for item in lines:
+        sku, _, qty = item.rpartition(":")
+        if not sku or not qty.isdigit() or int(qty) < 1:
+            raise click.BadParameter(f"{item!r}: write SKU:QTY, e.g. 6901234567890:2")
+        parsed.append({"sku": sku, "qty": int(qty)})
+    if pickup:
+        delivery: dict[str, Any] = {"type": "pickup", "store_id": pickup}
+    elif address and lat is not None and lon is not None:
+        delivery = {"type": "delivery", "address": {"text": address, "lat": lat, "lon": lon}}
+    else:
+        raise click.UsageError("give --pickup STORE or --address with --lat and --lon")
+    intake = orders.OrderIntake.model_validate(
+        {
+            "platform_order_id": ref,
+            "lines": parsed,
+            "delivery": delivery,
+            "customer": {"name": customer, "phone": phone},
+            "promised_at": promised,
+            "note": note,
+        }
+    )
+    order_id, created = orders.submit(_db(ctx), platform_name, intake, now=_when(at))
+    view = orders.view(_db(ctx), order_id)
+    click.echo(
+        f"{'Created' if created else 'Already known'}: {order_id} ({view['state']})", err=True
+    )
+    click.echo(order_id)
+
+
+@order.command("demo")
+@click.option("--count", default=10, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--lines", "max_lines", default=3, show_default=True)
+@click.pass_context
+def order_demo(ctx: click.Context, count: int, seed: int, max_lines: int) -> None:
+    """Create COUNT delivery orders near random stores, for SKUs the stores hold."""
+    from sqlalchemy import select
+
+    from hq import orders
+    from hq.db import stock_on_hand, stores
+
+    db = _db(ctx)
+    rng = random.Random(seed)
+    with db.read() as conn:
+        places = [
+            (r.store_id, r.lat, r.lon)
+            for r in conn.execute(select(stores).where(stores.c.lat.is_not(None)))
+        ]
+        held = [
+            (r.store_id, r.sku)
+            for r in conn.execute(
+                select(stock_on_hand.c.store_id, stock_on_hand.c.sku)
+                .where(stock_on_hand.c.on_hand > 0)
+                .limit(100_000)
+            )
+        ]
+    if not places or not held:
+        raise click.ClickException("no stores with a location and stock yet")
+    where = {s: (la, lo) for s, la, lo in places}
+    made = 0
+    for n in range(count):
+        store, sku = rng.choice(held)
+        lat, lon = where.get(store, places[0][1:])
+        skus = {sku} | {rng.choice(held)[1] for _ in range(rng.randrange(max_lines))}
+        intake = orders.OrderIntake.model_validate(
+            {
+                "platform_order_id": f"DEMO-{seed}-{n}",
+                "lines": [{"sku": s, "qty": 1} for s in sorted(skus)],
+                "delivery": {
+                    "type": "delivery",
+                    "address": {
+                        "text": f"demo address {n}",
+                        "lat": lat + rng.uniform(-0.02, 0.02),
+                        "lon": lon + rng.uniform(-0.02, 0.02),
+                    },
+                },
+                "customer": {"name": f"Demo {n}", "phone": "13800000000"},
+            }
+        )
+        order_id, _ = orders.submit(db, "demo", intake)
+        click.echo(order_id)
+        made += 1
+    click.echo(f"{made} demo order(s) created.", err=True)
+
+
+@order.command("show")
+@click.argument("order_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def order_show(ctx: click.Context, order_id: str, as_json: bool) -> None:
+    """The order, its pickup code, its assignments and its full timeline."""
+    from hq import orders
+
+    v = orders.view(_db(ctx), order_id)
+    if as_json:
+        click.echo(json.dumps(v, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"Order {v['order_id']}  ({v['platform']} {v['platform_order_id']})")
+    click.echo(f"  state {v['state']}, epoch {v['epoch']}, {v['delivery']}")
+    if v["pickup_store"]:
+        click.echo(f"  pickup at {v['pickup_store']}")
+    if v["address"]:
+        a = v["address"]
+        click.echo(f"  deliver to {a['text']} ({a['lat']}, {a['lon']})")
+    click.echo(f"  customer {v['customer']['name']} {v['customer']['phone']}")
+    if v["pickup_code"]:
+        click.echo(f"  pickup code {v['pickup_code']}   QR: {v['pickup_qr']}")
+    click.echo("  lines:")
+    for ln in v["lines"]:
+        click.echo(f"    {ln['line_id']} {ln['sku']} x{ln['qty']} ({ln['fulfilled']} fulfilled)")
+    click.echo("  timeline (HQ time):")
+    for t in v["timeline"]:
+        where = f" {t['store_id']}" if t["store_id"] else ""
+        epoch = f" epoch {t['epoch']}" if t["epoch"] is not None else ""
+        detail = f"  {json.dumps(t['detail'], ensure_ascii=False)}" if t["detail"] else ""
+        click.echo(f"    {t['at']}  {t['kind']}{where}{epoch}{detail}")
+    for i in v["incidents"]:
+        click.echo(f"  INCIDENT {i['kind']} stores {', '.join(i['stores'])} at {i['opened_at']}")
+
+
+@order.command("list")
+@click.option("--state", help="open, backorder, completed or cancelled.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def order_list(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
+    """The latest orders."""
+    from sqlalchemy import select
+
+    from hq.db import orders as table
+
+    q = select(table).order_by(table.c.created_at.desc(), table.c.order_id).limit(limit)
+    if state:
+        q = q.where(table.c.state == state)
+    with _db(ctx).read() as conn:
+        rows = list(conn.execute(q))
+    for r in rows:
+        item = {
+            "order_id": r.order_id,
+            "platform": r.platform,
+            "platform_order_id": r.platform_order_id,
+            "state": r.state,
+            "epoch": int(r.epoch),
+            "created_at": r.created_at.isoformat(),
+        }
+        if as_json:
+            click.echo(json.dumps(item, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{r.order_id}  {r.state:<9}  epoch {r.epoch}  {r.platform} {r.platform_order_id}"
+            )
+
+
+@order.command("tick")
+@click.option("--at", "at", help="HQ time to act at (ISO with zone; default now).")
+@click.pass_context
+def order_tick(ctx: click.Context, at: str | None) -> None:
+    """Run the periodic duty once: timeouts, forced reassignments, backorder retries."""
+    from hq import orders
+
+    r = orders.tick(_db(ctx), now=_when(at))
+    click.echo(f"expired {r.expired}, forced {r.forced}, backorders retried {r.retried}", err=True)
+
+
+@order.command("reassign")
+@click.argument("order_id")
+@click.option("--store", "store_id", help="Only the part at this store.")
+@click.option("--cancel", is_flag=True, help="Call the order off instead of re-dispatching.")
+@click.option("--at", "at", help="HQ time to act at (ISO with zone; default now).")
+@click.pass_context
+def order_reassign(
+    ctx: click.Context, order_id: str, store_id: str | None, cancel: bool, at: str | None
+) -> None:
+    """Take an order from its store(s): at once if not yet accepted, else by asking the store
+    (forced when it has been unreachable too long)."""
+    from hq import orders
+
+    for line in orders.reassign(
+        _db(ctx), order_id, store_id=store_id, now=_when(at), cancel=cancel
+    ):
+        click.echo(line)
+
+
+def print_incidents(db: Any, as_json: bool) -> None:
+    """Open order incidents, after the per-till lines of `hq report`."""
+    from hq import orders
+
+    found = orders.incidents(db)
+    if as_json:
+        for i in found:
+            click.echo(json.dumps({"incident": i}, ensure_ascii=False))
+        return
+    if not found:
+        return
+    click.echo("")
+    click.echo(f"Open order incidents ({len(found)}):")
+    for i in found:
+        click.echo(
+            f"  {i['opened_at'][:19]}  {i['kind']}  order {i['order_id']}  "
+            f"stores {', '.join(i['stores'])}"
+        )
