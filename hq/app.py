@@ -22,9 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hq import ingest, service
+from hq import ingest, order_api, service
 from hq.admin import hash_token
 from hq.db import Database, utcnow
+from hq.dispatch import OrderSettings
 from hq.errors import HQError, Invalid, Unauthorized
 from sync.protocol import (
     API_PREFIX,
@@ -126,8 +127,10 @@ def create_app(
     max_body: int = MAX_BODY_BYTES,
     max_batch: int = MAX_PUSH_BATCH,
     clock: Callable[[], datetime] = utcnow,
+    order_settings: OrderSettings | None = None,
 ) -> FastAPI:
-    """The HQ app over ``db``. ``clock`` is HQ's time (tests move it)."""
+    """The HQ app over ``db``. ``clock`` is HQ's time (tests move it). Online orders (intake,
+    wake-ups, the periodic duty): :mod:`hq.order_api`."""
     app = FastAPI(title="HQ", version="1", docs_url="/docs", redoc_url=None)
     app.state.db = db
 
@@ -234,6 +237,7 @@ def create_app(
         await run_in_threadpool(ping)
         return {"ok": True, "database": db.dialect}
 
+    order_api.install(app, db, clock=clock, settings=order_settings)
     app.add_middleware(BodyLimit, limit=max_body)
     return app
 

@@ -282,11 +282,13 @@ def compact(ctx: click.Context, days: int) -> None:
 def report(ctx: click.Context, day: str | None, as_json: bool) -> None:
     """Per store and till: last sync, outbox lag, clock offset, sales, quarantine."""
     from hq import admin
+    from hq.order_cli import print_incidents
 
     lines = admin.report(_db(ctx), business_day=day)
     if as_json:
         for line in lines:
             click.echo(json.dumps(line.to_dict(), ensure_ascii=False))
+        print_incidents(_db(ctx), as_json=True)
         return
     head = (
         "store",
@@ -326,6 +328,17 @@ def report(ctx: click.Context, day: str | None, as_json: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_incidents(_db(ctx), as_json=False)
+
+
+def _add_order_commands() -> None:
+    from hq.order_cli import order, platform
+
+    cli.add_command(platform)
+    cli.add_command(order)
+
+
+_add_order_commands()
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ Decisions (documented for the store side):
   must look at; the store's end-of-day check then shows the difference instead of HQ silently
   inventing stock for a product it does not have.
 * A gap (``seq > last_applied_seq + 1``) stops the batch; events from the gap on get no result.
-* ``superseded`` is reserved for order events under a stale epoch (online orders issue).
+* ``superseded``: an order event under a stale epoch; its stock movements still apply
+  (``order.*`` events and their effects: :mod:`hq.orders`).
 
 Effects: ``sale.completed`` -> a ``sales`` row, its ``payments`` (with store and business day,
 for the end-of-day totals per method), one ``stock_ledger`` movement per line (``delta = -qty``,
@@ -34,6 +35,7 @@ for the end-of-day totals per method), one ``stock_ledger`` movement per line (`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -41,12 +43,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
+from hq import orders
 from hq.db import (
     Database,
     devices,
@@ -63,6 +66,7 @@ from hq.db import (
 from hq.errors import BatchOutOfOrder, BatchTooLarge, DeviceMismatch, Unauthorized, Unavailable
 from sync.protocol import (
     MAX_PUSH_BATCH,
+    ORDER_EVENT_MODELS,
     SALE_COMPLETED,
     STOCK_MOVEMENT_TYPES,
     EventEnvelope,
@@ -118,6 +122,9 @@ class Handler:
     sale_ids: Callable[[Any], Iterable[str]]
     apply: Callable[[Any, DeviceAuth, str, str, datetime, Effects], None]
     names_store: bool = False
+    # order events read and change order state in the push's transaction and may answer
+    # superseded: effect(context, type, payload) -> (status, reason)
+    effect: Callable[[orders.PushContext, str, Any], tuple[str, str | None]] | None = None
 
 
 def _apply_sale(
@@ -211,6 +218,18 @@ HANDLERS: dict[str, Handler] = {
         )
         for t in STOCK_MOVEMENT_TYPES
     },
+    **{
+        t: Handler(
+            model=model,
+            versions=frozenset({1}),
+            skus=functools.partial(orders.order_event_skus, t),
+            movement_ids=functools.partial(orders.order_event_movement_ids, t),
+            sale_ids=lambda m: (),
+            apply=lambda *a: None,
+            effect=orders.apply_event,
+        )
+        for t, model in ORDER_EVENT_MODELS.items()
+    },
 }
 
 
@@ -296,13 +315,24 @@ def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> Pus
 
         new_rows: list[dict[str, Any]] = []
         fx = Effects()
+        octx = orders.PushContext(
+            db,
+            conn,
+            dev.store_id,
+            now,
+            lambda mid, sku, delta, why, eid: _move(fx, dev, mid, sku, delta, why, eid, now),
+        )
         if fresh:
             decided = _decide(db, conn, dev, fresh)
             for f in decided:
                 handler = HANDLERS.get(f.env.type)
-                status: Literal["applied", "rejected"] = "rejected" if f.reason else "applied"
+                status: str = "rejected" if f.reason else "applied"
                 if f.reason is None and handler is not None:
-                    handler.apply(f.model, dev, str(f.env.event_id), f.env.type, now, fx)
+                    if handler.effect is not None:
+                        octx.event_id = str(f.env.event_id)
+                        status, f.reason = handler.effect(octx, f.env.type, f.model)
+                    else:
+                        handler.apply(f.model, dev, str(f.env.event_id), f.env.type, now, fx)
                 new_rows.append(
                     {
                         "device_pk": dev.pk,
@@ -318,11 +348,14 @@ def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> Pus
                         "payload": f.text,
                     }
                 )
-                if f.reason:
-                    quarantined.append(_quarantine_row(dev, f.env, f.text, f.reason, now))
+                if status == "rejected":
+                    quarantined.append(_quarantine_row(dev, f.env, f.text, str(f.reason), now))
                 results.append(
                     PushResult(
-                        event_id=f.env.event_id, seq=f.env.seq, status=status, reason=f.reason
+                        event_id=f.env.event_id,
+                        seq=f.env.seq,
+                        status=status,  # type: ignore[arg-type]
+                        reason=f.reason,
                     )
                 )
             db.bulk_insert(conn, events, new_rows)
@@ -331,6 +364,7 @@ def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> Pus
         db.bulk_insert(conn, sales, fx.sales)
         db.bulk_insert(conn, payments, fx.payments)
         db.bulk_insert(conn, stock_ledger, fx.ledger)
+        octx.finish(fx.ledger)
         # in SKU order: two tills of one store pushing at once lock rows in the same order
         db.add_to_counters(
             conn, stock_on_hand, {"store_id": dev.store_id}, "on_hand", fx.on_hand, "sku"
@@ -361,6 +395,7 @@ def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> Pus
                 last_applied_seq=last,
             )
         )
+    octx.announce()
     return PushResponse(
         results=results,
         last_applied_seq=last,
