@@ -277,17 +277,17 @@ def _measure(conn: Connection, s: _Search, found: dict[str, float | None]) -> No
         )
         for r in conn.execute(q):
             avail[r.store_id][r.sku] = int(r.free) - s.settings.safety_stock
-        for r in conn.execute(
+        for b in conn.execute(
             select(availability_blocks.c.store_id, availability_blocks.c.sku).where(
                 availability_blocks.c.store_id.in_(chunk),
                 or_(availability_blocks.c.sku.in_(skus), availability_blocks.c.sku == "*"),
                 availability_blocks.c.until > s.now,
             )
         ):
-            if r.sku == "*":
-                avail[r.store_id] = {}
+            if b.sku == "*":
+                avail[b.store_id] = {}
             else:
-                avail[r.store_id][r.sku] = 0
+                avail[b.store_id][b.sku] = 0
     s.avail.update(avail)
 
 
@@ -333,15 +333,15 @@ def _decide(s: _Search, needs: Sequence[Need]) -> Plan:
         pool.remove(best)
     # give each store's SKU quantities to the order's lines, in line order
     parts: list[Part] = []
-    rest = [[n.line_id, n.sku, n.qty] for n in needs]
+    rest = [n.qty for n in needs]
     for sid, take in takes:
         lines: list[Need] = []
-        for item in rest:
-            q = min(item[2], take.get(item[1], 0))  # type: ignore[call-overload]
+        for i, n in enumerate(needs):
+            q = min(rest[i], take.get(n.sku, 0))
             if q > 0:
-                lines.append(Need(str(item[0]), str(item[1]), q))
-                item[2] -= q  # type: ignore[operator]
-                take[str(item[1])] -= q
+                lines.append(Need(n.line_id, n.sku, q))
+                rest[i] -= q
+                take[n.sku] -= q
         parts.append(Part(sid, s.distance.get(sid), tuple(lines)))
-    missing = tuple(Need(str(a), str(b), int(c)) for a, b, c in rest if int(c) > 0)
+    missing = tuple(Need(n.line_id, n.sku, rest[i]) for i, n in enumerate(needs) if rest[i] > 0)
     return Plan(tuple(parts), missing)

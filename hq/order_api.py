@@ -41,7 +41,7 @@ from hq import ingest, orders
 from hq.admin import hash_token
 from hq.db import Database
 from hq.dispatch import OrderSettings
-from hq.errors import Unauthorized
+from hq.errors import NotFound, Unauthorized
 from sync.protocol import EVENTS_PATH
 
 log = logging.getLogger("hq.orders")
@@ -139,7 +139,7 @@ def install(
         name = await platform(request)
         body = await run_in_threadpool(orders.view, db, order_id)
         if body["platform"] != name:
-            raise orders.NotFound(f"no order {order_id}")
+            raise NotFound(f"no order {order_id}")
         return JSONResponse(body)
 
     @app.get(EVENTS_PATH)
