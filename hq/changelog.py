@@ -60,6 +60,10 @@ class ChangeWriter:
             self._heads[stream] = int(self.conn.execute(stmt).scalar_one())
             self._pending[stream] = []
 
+    def head(self, stream: str) -> int:
+        """The stream's head as locked (changes collected since are numbered after it)."""
+        return self._heads[stream]
+
     def upsert(
         self, stream: str, key: str, row: dict[str, Any], store_id: str | None = None
     ) -> None:
