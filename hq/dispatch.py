@@ -5,15 +5,20 @@ assignments' quantities, ``order_holds``) - the safety stock; a SKU a store reje
 whole store, for "no staff"/"closing") is blocked for a while. Stores whose last sync is older
 than ``stale_after`` get nothing new: their stock is not known.
 
-It must stay fast at 10,000 stores x 200,000 SKUs, so nothing loops over every store:
+It must stay fast at 10,000 stores x 200,000 SKUs, so nothing loops over every store and a
+typical order costs two statements:
 
-1. rings around the delivery point (10, 50, 200 km...): the stores in a lat/lon bounding box
-   (index ``ix_stores_lat_lon``), nearest first by a flat approximation, at most
-   ``max_candidates``; then the stock of the order's SKUs at just those stores, read by
-   primary key. The nearest store with everything wins.
-2. nobody near: a SKU few stores hold (fewer than ``holder_limit``, index
-   ``ix_stock_on_hand_sku``) names the only stores that can help, wherever they are.
-3. otherwise wider rings, still capped at ``max_candidates`` nearest.
+1. how many stores hold each SKU of the order in the quantity asked, each count stopping at
+   ``holder_limit`` (index ``ix_stock_on_hand_sku``);
+2. a SKU fewer stores hold than that names all the candidates there are: those stores (with
+   splitting on, the holders of any rare SKU), nearest first;
+3. otherwise rings around the delivery point (25, 200, 1000 km...): the fresh stores in a
+   lat/lon bounding box (index ``ix_stores_lat_lon``), the ``max_candidates`` nearest by a
+   flat approximation, measured exactly (haversine) in Python.
+
+Each candidate query is ONE statement that also brings, per candidate store, the order's SKUs
+on hand (primary key of the projection), HQ's holds and the blocks. The nearest store with
+everything wins.
 
 When no single store can serve the order and splitting is on, the order is split greedily
 (the store covering most of what is left first, nearer on ties) over at most
@@ -49,8 +54,8 @@ class OrderSettings:
     split: bool = True
     max_split_stores: int = 3
     max_candidates: int = 200
-    holder_limit: int = 2000
-    radii_km: tuple[float, ...] = (10.0, 50.0, 200.0)
+    holder_limit: int = 500
+    radii_km: tuple[float, ...] = (25.0, 200.0)
     wide_radii_km: tuple[float, ...] = (1000.0, 20000.0)
     tick_seconds: float = 10.0
     sse_poll_seconds: float = 5.0
@@ -130,165 +135,114 @@ def plan(
     if not want:
         return Plan((), ())
     if only_store is not None:
-        if only_store not in s.exclude and _fresh(conn, [only_store], s):
-            _measure(conn, s, {only_store: None})
+        if only_store not in s.exclude:
+            _measure(conn, s, stores.c.store_id == only_store, None)
         return _decide(s, needs)
     if near is None:
         return Plan((), tuple(needs))
-    lat, lon = near
-    for radius in settings.radii_km:
-        _measure(conn, s, _ring(conn, s, lat, lon, radius))
+    counts = _holder_counts(conn, s)
+    if not settings.split and min(counts.values()) == 0:
+        return Plan((), tuple(needs))  # some SKU is nowhere in the quantity asked
+    rare = [sku for sku, n in sorted(counts.items()) if n < settings.holder_limit]
+    if rare:
+        # few stores hold these: those stores are all the candidates there are
+        held = [
+            stores.c.store_id.in_(
+                select(stock_on_hand.c.store_id).where(
+                    stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku]
+                )
+            )
+            for sku in rare
+            if counts[sku] > 0
+        ]
+        if held:
+            _measure(conn, s, or_(*held) if settings.split else and_(*held), near)
+        return _decide(s, needs)
+    for radius in (*settings.radii_km, *settings.wide_radii_km):
+        box = bounding_box(near[0], near[1], radius)
+        inside = and_(
+            stores.c.lat.between(box.min_lat, box.max_lat),
+            stores.c.lon.between(box.min_lon, box.max_lon),
+        )
+        _measure(conn, s, inside, near, radius)
         if _nearest_full(s) is not None or len(s.distance) >= settings.max_candidates:
             break
-    if _nearest_full(s) is None:
-        holders = _rare_holders(conn, s)
-        if holders is not None:
-            found = _located(conn, s, holders, lat, lon)
-            _measure(conn, s, found)
-        else:
-            for radius in settings.wide_radii_km:
-                _measure(conn, s, _ring(conn, s, lat, lon, radius))
-                if _nearest_full(s) is not None:
-                    break
     return _decide(s, needs)
 
 
 # --- candidates -------------------------------------------------------------------------------
 
 
-def _fresh_clause(cutoff: datetime) -> Any:
-    return (
+def _holder_counts(conn: Connection, s: _Search) -> dict[str, int]:
+    """How many stores hold each SKU in the quantity asked, counted up to ``holder_limit``
+    (one statement; each count stops at the limit, reading the SKU index)."""
+    cap = s.settings.holder_limit
+    cols = []
+    skus = sorted(s.want)
+    for i, sku in enumerate(skus):
+        some = (
+            select(literal(1).label("one"))
+            .where(stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku])
+            .limit(cap)
+            .subquery()
+        )
+        cols.append(select(func.count()).select_from(some).scalar_subquery().label(f"n{i}"))
+    row = conn.execute(select(*cols)).one()
+    return {sku: int(row[i]) for i, sku in enumerate(skus)}
+
+
+def _measure(
+    conn: Connection,
+    s: _Search,
+    where: Any,
+    near: tuple[float, float] | None,
+    radius_km: float | None = None,
+) -> None:
+    """One statement: the fresh stores matching ``where`` (nearest ``max_candidates`` first,
+    by a flat approximation that the bounding box keeps honest), each with what it has
+    available of the order's SKUs (on hand - HQ's holds) and its blocks."""
+    cutoff = s.now - s.settings.stale_after
+    fresh = (
         select(literal(1))
         .where(devices.c.store_id == stores.c.store_id, devices.c.last_seen_at >= cutoff)
         .exists()
     )
-
-
-def _ring(
-    conn: Connection, s: _Search, lat: float, lon: float, radius_km: float
-) -> dict[str, float | None]:
-    """Up to ``max_candidates`` fresh stores within ``radius_km``, nearest first."""
-    box = bounding_box(lat, lon, radius_km)
-    k = math.cos(math.radians(lat)) ** 2
-    approx = (stores.c.lat - lat) * (stores.c.lat - lat) + (stores.c.lon - lon) * (
-        stores.c.lon - lon
-    ) * k
-    q = (
-        select(stores.c.store_id, stores.c.lat, stores.c.lon)
-        .where(
-            stores.c.lat.between(box.min_lat, box.max_lat),
-            stores.c.lon.between(box.min_lon, box.max_lon),
-            _fresh_clause(s.now - s.settings.stale_after),
+    cand = select(stores.c.store_id, stores.c.lat, stores.c.lon).where(where, fresh)
+    skip = sorted(s.exclude | set(s.distance))
+    if skip:
+        cand = cand.where(stores.c.store_id.not_in(skip))
+    if near is not None:
+        k = math.cos(math.radians(near[0])) ** 2
+        dlat, dlon = stores.c.lat - near[0], stores.c.lon - near[1]
+        cand = cand.where(stores.c.lat.is_not(None)).order_by(dlat * dlat + dlon * dlon * k)
+    c = cand.limit(s.settings.max_candidates).cte("cand")
+    soh, held = stock_on_hand, order_holds
+    b1, b2 = availability_blocks.alias("b1"), availability_blocks.alias("b2")
+    q = select(
+        c.c.store_id,
+        c.c.lat,
+        c.c.lon,
+        soh.c.sku,
+        (soh.c.on_hand - func.coalesce(held.c.held, 0)).label("free"),
+        b1.c.sku.label("blocked"),
+        b2.c.sku.label("closed"),
+    ).select_from(
+        c.outerjoin(soh, and_(soh.c.store_id == c.c.store_id, soh.c.sku.in_(sorted(s.want))))
+        .outerjoin(held, and_(held.c.store_id == soh.c.store_id, held.c.sku == soh.c.sku))
+        .outerjoin(
+            b1, and_(b1.c.store_id == c.c.store_id, b1.c.sku == soh.c.sku, b1.c.until > s.now)
         )
-        .order_by(approx)
-        .limit(s.settings.max_candidates + len(s.exclude))
+        .outerjoin(b2, and_(b2.c.store_id == c.c.store_id, b2.c.sku == "*", b2.c.until > s.now))
     )
-    out: dict[str, float | None] = {}
     for r in conn.execute(q):
-        if r.store_id in s.exclude or r.store_id in s.distance:
-            continue
-        d = haversine_km(lat, lon, r.lat, r.lon)
-        if d <= radius_km:
-            out[r.store_id] = d
-    return out
-
-
-def _fresh(conn: Connection, store_ids: Sequence[str], s: _Search) -> set[str]:
-    cutoff = s.now - s.settings.stale_after
-    return {
-        r[0]
-        for r in conn.execute(
-            select(devices.c.store_id)
-            .where(devices.c.store_id.in_(list(store_ids)), devices.c.last_seen_at >= cutoff)
-            .distinct()
-        )
-    }
-
-
-def _rare_holders(conn: Connection, s: _Search) -> set[str] | None:
-    """Stores holding the order's rarest SKUs in the quantity needed: the intersection of the
-    holder lists that are short (with splitting on, their union). None when every SKU is held
-    by ``holder_limit`` stores or more (then the holders say nothing about where to look)."""
-    limit = s.settings.holder_limit
-    found: set[str] | None = None
-    for sku, qty in sorted(s.want.items()):
-        rows = conn.execute(
-            select(stock_on_hand.c.store_id)
-            .where(stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= qty)
-            .limit(limit)
-        ).all()
-        if len(rows) >= limit:
-            continue
-        ids = {r[0] for r in rows}
-        if found is not None:
-            ids = (found | ids) if s.settings.split else (found & ids)
-        found = ids
-    return None if found is None else found - s.exclude - set(s.distance)
-
-
-def _located(
-    conn: Connection, s: _Search, store_ids: set[str], lat: float, lon: float
-) -> dict[str, float | None]:
-    """Fresh stores among ``store_ids`` with their distance, nearest ``max_candidates``."""
-    if not store_ids:
-        return {}
-    cutoff = s.now - s.settings.stale_after
-    out: list[tuple[float, str]] = []
-    ids = sorted(store_ids)
-    for i in range(0, len(ids), 900):
-        for r in conn.execute(
-            select(stores.c.store_id, stores.c.lat, stores.c.lon).where(
-                stores.c.store_id.in_(ids[i : i + 900]),
-                stores.c.lat.is_not(None),
-                _fresh_clause(cutoff),
-            )
-        ):
-            out.append((haversine_km(lat, lon, r.lat, r.lon), r.store_id))
-    out.sort()
-    return {sid: d for d, sid in out[: s.settings.max_candidates]}
-
-
-def _measure(conn: Connection, s: _Search, found: dict[str, float | None]) -> None:
-    """Read what the order's SKUs have available at the stores in ``found``."""
-    if not found:
-        return
-    s.distance.update(found)
-    ids = list(found)
-    skus = list(s.want)
-    avail: dict[str, dict[str, int]] = {sid: {} for sid in ids}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        q = (
-            select(
-                stock_on_hand.c.store_id,
-                stock_on_hand.c.sku,
-                (stock_on_hand.c.on_hand - func.coalesce(order_holds.c.held, 0)).label("free"),
-            )
-            .select_from(
-                stock_on_hand.outerjoin(
-                    order_holds,
-                    and_(
-                        order_holds.c.store_id == stock_on_hand.c.store_id,
-                        order_holds.c.sku == stock_on_hand.c.sku,
-                    ),
-                )
-            )
-            .where(stock_on_hand.c.store_id.in_(chunk), stock_on_hand.c.sku.in_(skus))
-        )
-        for r in conn.execute(q):
-            avail[r.store_id][r.sku] = int(r.free) - s.settings.safety_stock
-        for b in conn.execute(
-            select(availability_blocks.c.store_id, availability_blocks.c.sku).where(
-                availability_blocks.c.store_id.in_(chunk),
-                or_(availability_blocks.c.sku.in_(skus), availability_blocks.c.sku == "*"),
-                availability_blocks.c.until > s.now,
-            )
-        ):
-            if b.sku == "*":
-                avail[b.store_id] = {}
-            else:
-                avail[b.store_id][b.sku] = 0
-    s.avail.update(avail)
+        if r.store_id not in s.avail:
+            d = None if near is None else haversine_km(near[0], near[1], r.lat, r.lon)
+            if radius_km is not None and d is not None and d > radius_km:
+                continue  # a corner of the box, beyond the ring: a wider ring takes it
+            s.distance[r.store_id] = d
+            s.avail[r.store_id] = {}
+        if r.sku is not None and r.blocked is None and r.closed is None:
+            s.avail[r.store_id][r.sku] = int(r.free) - s.settings.safety_stock
 
 
 # --- the choice -------------------------------------------------------------------------------

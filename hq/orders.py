@@ -29,11 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
@@ -56,7 +58,6 @@ from hq.db import (
     platforms,
     products,
     stores,
-    stream_heads,
     utcnow,
 )
 from hq.dispatch import Need, OrderSettings, Plan, plan
@@ -211,6 +212,15 @@ def _intake(
 ) -> tuple[str, bool]:
     conn = tx.conn
     digest = intake.body_hash()
+    for made in tx.pending.values():  # the same request twice in one push
+        if (made["platform"], made["platform_order_id"]) == (platform, intake.platform_order_id):
+            if made["request_hash"] != digest:
+                raise Conflict(
+                    f"order {intake.platform_order_id} of {platform} came twice with different "
+                    "contents",
+                    {"order_id": made["order_id"]},
+                )
+            return str(made["order_id"]), False
     known = conn.execute(
         select(orders.c.order_id, orders.c.request_hash).where(
             orders.c.platform == platform,
@@ -250,42 +260,41 @@ def _intake(
     order_id = new_order_id(tx.now)
     code = f"{secrets.randbelow(1_000_000):06d}" if pickup_store else None
     address = intake.delivery.address
-    conn.execute(
-        orders.insert().values(
-            order_id=order_id,
-            platform=platform,
-            platform_order_id=intake.platform_order_id,
-            request_hash=digest,
-            state="open",
-            epoch=0,
-            delivery=intake.delivery.type,
-            pickup_store=pickup_store,
-            address=None
-            if address is None
-            else json.dumps(address.model_dump(), ensure_ascii=False),
-            customer=json.dumps(intake.customer.model_dump(), ensure_ascii=False),
-            promised_at=intake.promised_at,
-            note=intake.note,
-            pickup_code=code,
-            pickup_code_hash=None if code is None else p.pickup_code_hash(code),
-            origin_store=origin_store,
-            created_at=tx.now,
-        )
+    values: dict[str, Any] = dict(
+        order_id=order_id,
+        platform=platform,
+        platform_order_id=intake.platform_order_id,
+        request_hash=digest,
+        state="open",
+        epoch=0,
+        delivery=intake.delivery.type,
+        pickup_store=pickup_store,
+        address=None if address is None else json.dumps(address.model_dump(), ensure_ascii=False),
+        customer=json.dumps(intake.customer.model_dump(), ensure_ascii=False),
+        promised_at=intake.promised_at,
+        note=intake.note,
+        pickup_code=code,
+        pickup_code_hash=None if code is None else p.pickup_code_hash(code),
+        origin_store=origin_store,
+        created_at=tx.now,
+        retry_at=None,
     )
-    conn.execute(
-        order_lines.insert(),
-        [
-            {
-                "order_id": order_id,
-                "line_id": f"L{n}",
-                "sku": line.sku,
-                "name": names[line.sku],
-                "qty": line.qty,
-                "fulfilled": 0,
-            }
-            for n, line in enumerate(intake.lines, start=1)
-        ],
-    )
+    tx.pending[order_id] = values  # inserted at flush, with the epoch dispatch gives it
+    tx.remember(SimpleNamespace(**values))
+    rows = [
+        {
+            "order_id": order_id,
+            "line_id": f"L{n}",
+            "sku": line.sku,
+            "name": names[line.sku],
+            "qty": line.qty,
+            "fulfilled": 0,
+        }
+        for n, line in enumerate(intake.lines, start=1)
+    ]
+    conn.execute(order_lines.insert(), rows)
+    tx.names[order_id] = {r["line_id"]: r["name"] for r in rows}
+    tx.fresh[order_id] = [Need(r["line_id"], r["sku"], r["qty"]) for r in rows]
     tx.note(
         order_id,
         "created",
@@ -343,21 +352,21 @@ class Tx:
         self._settings: OrderSettings | None = None
         self._head: int | None = None
         self._orders: dict[str, Any] = {}
+        self.names: dict[str, dict[str, str]] = {}  # order -> line -> product name
+        self.fresh: dict[str, list[Need]] = {}  # orders made in this transaction: their lines
+        self.pending: dict[str, dict[str, Any]] = {}  # their rows, inserted at flush
+        self._notes: list[dict[str, Any]] = []
 
     def lock(self) -> None:
         """Take the orders stream lock (first, before any order row is read for writing)."""
         if self._head is None:
             self.writer.lock("orders")
-            self._head = int(
-                self.conn.execute(
-                    select(stream_heads.c.head).where(stream_heads.c.stream == "orders")
-                ).scalar_one()
-            )
+            self._head = self.writer.head("orders")
 
     @property
     def settings(self) -> OrderSettings:
         if self._settings is None:
-            self._settings = OrderSettings.load(self.conn, self._base_settings)
+            self._settings = _settings_of(self.db, self.conn, self._base_settings)
         return self._settings
 
     def order(self, order_id: str) -> Any:
@@ -371,18 +380,21 @@ class Tx:
     def forget(self, order_id: str) -> None:
         self._orders.pop(order_id, None)
 
+    def remember(self, order: Any) -> None:
+        self._orders[order.order_id] = order
+
     def note(
         self, order_id: str, kind: str, store_id: str | None, epoch: int | None, **detail: Any
     ) -> None:
-        self.conn.execute(
-            order_timeline.insert().values(
-                order_id=order_id,
-                at=self.now,
-                kind=kind,
-                store_id=store_id,
-                epoch=epoch,
-                detail=json.dumps(detail, ensure_ascii=False, default=str) if detail else None,
-            )
+        self._notes.append(
+            {
+                "order_id": order_id,
+                "at": self.now,
+                "kind": kind,
+                "store_id": store_id,
+                "epoch": epoch,
+                "detail": json.dumps(detail, ensure_ascii=False, default=str) if detail else None,
+            }
         )
 
     def hold(self, store_id: str, deltas: dict[str, int]) -> None:
@@ -391,11 +403,16 @@ class Tx:
             self.conn, order_holds, {"store_id": store_id}, "held", deltas, "sku"
         )
 
-    def emit(self, assignment_id: int) -> None:
-        """Write the store's row of this assignment to its orders stream, if it changed."""
+    def emit(self, assignment_id: int, new: tuple[Any, list[p.OrderRowLine]] | None = None) -> None:
+        """Write the store's row of this assignment to its orders stream, if it changed.
+        ``new``: a just-made assignment and its lines (nothing to read back or compare: its
+        epoch is new, so its row is too)."""
         self.lock()
+        if new is not None:
+            a, lines = new
+            self._write_row(a, lines, None)
+            return
         a = self.conn.execute(select(assignments).where(assignments.c.id == assignment_id)).one()
-        o = self.order(a.order_id)
         lines = [
             p.OrderRowLine(line_id=r.line_id, sku=r.sku, name=r.name, qty=int(r.qty))
             for r in self.conn.execute(
@@ -418,6 +435,15 @@ class Tx:
                 .order_by(assignment_lines.c.line_id)
             )
         ]
+        before = self.conn.execute(
+            select(order_feed.c.row).where(
+                order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
+            )
+        ).scalar()
+        self._write_row(a, lines, before)
+
+    def _write_row(self, a: Any, lines: list[p.OrderRowLine], before: str | None) -> None:
+        o = self.order(a.order_id)
         row = p.OrderRow(
             order_id=o.order_id,
             platform=o.platform,
@@ -434,11 +460,6 @@ class Tx:
             note=o.note,
         ).to_dict()
         text = row_json(row)
-        before = self.conn.execute(
-            select(order_feed.c.row).where(
-                order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
-            )
-        ).scalar()
         if before == text:
             return
         assert self._head is not None
@@ -453,7 +474,38 @@ class Tx:
         self.touched.add(a.store_id)
 
     def flush(self) -> None:
+        """Write what was gathered (new orders, timeline entries, stream changes); call once,
+        just before the commit."""
+        if self.pending:
+            self.conn.execute(orders.insert(), list(self.pending.values()))
+            self.pending.clear()
+        if self._notes:  # in one statement, in the order they happened
+            self.conn.execute(order_timeline.insert(), self._notes)
+            self._notes = []
         self.writer.flush()
+
+
+_SETTINGS_TTL_S = 5.0
+_settings_cache: dict[int, tuple[float, OrderSettings]] = {}
+
+
+def reload_settings(db: Database) -> None:
+    """Read the ``orders.*`` settings again at the next order (after ``hq config set``)."""
+    _settings_cache.pop(id(db), None)
+
+
+def _settings_of(db: Database, conn: Connection, base: OrderSettings | None) -> OrderSettings:
+    """The ``orders.*`` settings, read at most every few seconds per database (dispatch
+    runs per order; a changed setting applies within seconds)."""
+    if base is not None:
+        return OrderSettings.load(conn, base)
+    hit = _settings_cache.get(id(db))
+    clock = time.monotonic()
+    if hit is not None and clock - hit[0] < _SETTINGS_TTL_S:
+        return hit[1]
+    loaded = OrderSettings.load(conn)
+    _settings_cache[id(db)] = (clock, loaded)
+    return loaded
 
 
 @contextmanager
@@ -494,6 +546,8 @@ def _lines_of(tx: Tx, assignment_id: int) -> list[Any]:
 
 def _outstanding(tx: Tx, order_id: str) -> list[Need]:
     """What no store is fulfilling or has fulfilled: qty - fulfilled - live quantities."""
+    if order_id in tx.fresh:  # made in this transaction: nothing assigned yet
+        return list(tx.fresh.pop(order_id))
     live_ids = [a.id for a in _live(tx, order_id)]
     taken: dict[str, int] = defaultdict(int)
     if live_ids:
@@ -509,6 +563,7 @@ def _outstanding(tx: Tx, order_id: str) -> list[Need]:
         .where(order_lines.c.order_id == order_id)
         .order_by(order_lines.c.line_id)
     ):
+        tx.names.setdefault(order_id, {})[r.line_id] = r.name
         left = int(r.qty) - int(r.fulfilled) - taken[r.line_id]
         if left > 0:
             out.append(Need(r.line_id, r.sku, left))
@@ -528,14 +583,18 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
     needs = _outstanding(tx, order_id)
     if not needs:
         return None
-    excluded = {
-        r[0]
-        for r in tx.conn.execute(
-            select(assignments.c.store_id)
-            .where(assignments.c.order_id == order_id, assignments.c.state.in_(sorted(DEAD)))
-            .distinct()
-        )
-    }
+    excluded = (
+        set()
+        if int(o.epoch) == 0  # never assigned: nobody to leave out
+        else {
+            r[0]
+            for r in tx.conn.execute(
+                select(assignments.c.store_id)
+                .where(assignments.c.order_id == order_id, assignments.c.state.in_(sorted(DEAD)))
+                .distinct()
+            )
+        }
+    )
     near = None
     if o.address is not None:
         addr = json.loads(o.address)
@@ -554,17 +613,17 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
         epoch += 1
         for part in result.parts:
             _assign(tx, order_id, part.store_id, epoch, part.lines, part.distance_km, why)
-    state = "backorder" if result.missing else "open"
-    tx.conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(
-            epoch=epoch,
-            state=state,
-            retry_at=tx.now + tx.settings.backorder_retry if result.missing else None,
-        )
-    )
-    tx.forget(order_id)
+    changed = {
+        "epoch": epoch,
+        "state": "backorder" if result.missing else "open",
+        "retry_at": tx.now + tx.settings.backorder_retry if result.missing else None,
+    }
+    if order_id in tx.pending:
+        tx.pending[order_id].update(changed)
+        tx.remember(SimpleNamespace(**tx.pending[order_id]))
+    else:
+        tx.conn.execute(update(orders).where(orders.c.order_id == order_id).values(**changed))
+        tx.forget(order_id)
     if result.missing:
         tx.note(
             order_id,
@@ -630,7 +689,27 @@ def _assign(
         lines=[{"line_id": n.line_id, "sku": n.sku, "qty": n.qty} for n in lines],
         **({} if why == "dispatch" else {"because": why}),
     )
-    tx.emit(aid)
+    made = SimpleNamespace(
+        id=aid,
+        order_id=order_id,
+        store_id=store_id,
+        epoch=epoch,
+        state="assigned",
+        accept_by=accept_by,
+    )
+    names = tx.names.get(order_id, {})
+    tx.emit(
+        aid,
+        new=(
+            made,
+            [
+                p.OrderRowLine(
+                    line_id=n.line_id, sku=n.sku, name=names.get(n.line_id, n.sku), qty=n.qty
+                )
+                for n in sorted(lines, key=lambda n: n.line_id)
+            ],
+        ),
+    )
     return aid
 
 

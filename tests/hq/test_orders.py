@@ -93,6 +93,7 @@ async def test_split_across_stores_and_backorder(db: Database) -> None:
         assert live(c.view(none["order_id"])) == [("S3", 1, "assigned")]
 
         admin.set_config(db, "orders.split", False)
+        orders.reload_settings(db)  # HQ reads settings every few seconds; now at once
         await c.stock("S1", [("A", 1)])
         await c.stock("S2", [("B", 1)])
         whole = await c.order([("A", 1), ("B", 1)])
