@@ -5,6 +5,8 @@ the one transaction that also moves user_version, so a till is never left half-m
 
 from __future__ import annotations
 
+from pos.store.orders import MIGRATION as ONLINE_ORDERS
+
 # Triggers and indexes the catalogue bulk loader drops and recreates (see catalog.BulkLoad).
 FTS_TRIGGERS = (
     """CREATE TRIGGER products_fts_ai AFTER INSERT ON products BEGIN
@@ -142,6 +144,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX outbox_state ON outbox(state, seq)",
     ),
+    # 2: online orders (holds, this store's rows of HQ's orders stream, tasks, steps)
+    ONLINE_ORDERS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
