@@ -7,6 +7,7 @@ with synchronous=FULL, before it returns the receipt."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 import uuid
@@ -19,6 +20,7 @@ from pos.domain.cart import Cart, Payment, Product, settle
 from pos.domain.errors import CartError
 from pos.domain.gtin import lookup_key
 from pos.store import Store, catalog, outbox, sales, stock
+from pos.store import orders as store_orders
 from pos.store.errors import translate
 from pos.store.sales import PaymentRow, SaleLineRow, SaleRow
 
@@ -27,6 +29,7 @@ T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 SALE_COMPLETED = "sale.completed"
+ORDER_HOLD_AT_RISK = "order.hold_at_risk"
 SALE_SCHEMA_VERSION = 1
 CURRENCY = "CNY"
 
@@ -69,6 +72,8 @@ class SaleReceipt:
     guide_id: str | None = None
     seq: int = 0
     event_id: str = ""
+    # online orders whose held stock this sale took (each was told to HQ: order.hold_at_risk)
+    held_conflicts: tuple[store_orders.HeldConflict, ...] = ()
 
 
 def _store_errors(method: Callable[P, T]) -> Callable[P, T]:
@@ -104,6 +109,10 @@ class SaleService:
         product = catalog.find_by_code(self.store.conn, key)
         if product is None:
             product = catalog.find_by_sku(self.store.conn, code.strip())
+        if product is not None:
+            held = store_orders.held(self.store.conn, product.sku)
+            if held:
+                product = dataclasses.replace(product, available=product.on_hand - held)
         return product
 
     @_store_errors
@@ -114,9 +123,8 @@ class SaleService:
 
     @_store_errors
     def available(self, sku: str) -> int:
-        """Units the till may promise: on-hand (holds for online orders will be subtracted here
-        once they exist)."""
-        return stock.on_hand(self.store.conn, sku)
+        """Units the till may promise: on-hand minus what is held for online orders."""
+        return stock.on_hand(self.store.conn, sku) - store_orders.held(self.store.conn, sku)
 
     # -- completing ----------------------------------------------------------------------------
 
@@ -187,6 +195,9 @@ class SaleService:
             sales.insert_sale(
                 conn, sale, [SaleLineRow(**_fields(line)) for line in lines], payment_rows
             )
+            conflicts = store_orders.take_held_stock(
+                conn, {line.sku: line.qty for line in lines}, on_hand
+            )
             stock.record(
                 conn,
                 (
@@ -210,6 +221,13 @@ class SaleService:
                 schema_version=SALE_SCHEMA_VERSION,
                 event_id=event_id,
             )
+            for c in conflicts:  # HQ re-sources what this sale took from each order
+                at_risk = {"order_id": c.order_id, "epoch": c.epoch, "sku": c.sku}
+                at_risk |= {"shortfall": c.shortfall, "sale_id": sale_id}
+                _, risk_id = outbox.append(conn, ORDER_HOLD_AT_RISK, at_risk, local)
+                store_orders.record_step(
+                    conn, c.order_id, c.epoch, ORDER_HOLD_AT_RISK, risk_id, now
+                )
 
         return SaleReceipt(
             sale_id=sale_id,
@@ -228,6 +246,7 @@ class SaleService:
             guide_id=guide,
             seq=seq,
             event_id=event_id,
+            held_conflicts=tuple(conflicts),
         )
 
 
