@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pos.domain.gtin import lookup_key
+from pos.store import orders as store_orders
 from pos.store import outbox
 from pos.store._conn import DbLike, atomic, connection
 from pos.store.catalog import BulkLoad, CatalogItem, delete_products, upsert_products
@@ -440,6 +441,8 @@ class SqliteSyncState:
             self._prices(op, key, row, seq)
         elif stream == "config":
             self._config(op, key, row, seq)
+        elif stream == "orders":
+            store_orders.apply_change(self.conn, op, key, row)
         else:
             raise StoreError(f"HQ sent changes of a stream this till does not know: {stream}")
 
@@ -500,6 +503,13 @@ class SqliteSyncState:
                 self._config("upsert", str(data["key"]), data["row"], 0)
                 n += 1
             counts["config"] = n
+        if "orders" in spools:  # this store's rows; the store's own progress is kept
+            n = 0
+            for line in _row_lines(spools["orders"]):
+                data = json.loads(line)
+                store_orders.apply_change(conn, "upsert", str(data["key"]), data["row"])
+                n += 1
+            counts["orders"] = n
         for stream, header in headers.items():
             _set_cursor(conn, stream, header.cursor)
 
