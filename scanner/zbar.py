@@ -40,6 +40,7 @@ _CONFIG = (
     "code128.enable",
     "code39.enable",
     "i25.enable",
+    "i25.min-length=4",
     "qrcode.enable",
     "qrcode.binary",
 )
