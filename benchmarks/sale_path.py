@@ -335,7 +335,9 @@ async def _scan_to_render(db_path: Path, codes: list[str]) -> list[float]:
         assert screen is not None and driver is not None
         changed = asyncio.Event()
         screen.watch(screen, "cart", lambda _cart: changed.set(), init=False)
-        await app.workers.wait_for_complete()  # start-up settled (scanner loaded, heap frozen)
+        # start-up settled (scanner loaded, heap frozen); other workers (sync) run on
+        settle = [worker for worker in app.workers if worker.name == "settle"]
+        await app.workers.wait_for_complete(settle)
         await pilot.pause()
         for i, code in enumerate(codes):
             if i and i % RENDER_LINES_PER_SALE == 0:

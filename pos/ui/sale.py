@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input
@@ -313,6 +314,11 @@ class SaleScreen(Screen[None]):
         self.app.push_screen(ReceiptModal(text, summary))
 
     def status_update(self, **values: Any) -> None:
-        """Feed the status bar (used by the app for sync, outbox and camera news)."""
+        """Feed the status bar (used by the app for sync, outbox and camera news). News that
+        arrives while the screen is being taken down is dropped."""
+        try:
+            bar = self.status
+        except NoMatches:
+            return
         for name, value in values.items():
-            setattr(self.status, name, value)
+            setattr(bar, name, value)
