@@ -31,10 +31,10 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal, or_, select
+from sqlalchemy import Connection, and_, func, intersect, literal, select, union
 
 from hq.db import availability_blocks, config, devices, order_holds, stock_on_hand, stores
 from hq.geo import bounding_box, haversine_km
@@ -53,7 +53,7 @@ class OrderSettings:
     safety_stock: int = 0
     split: bool = True
     max_split_stores: int = 3
-    max_candidates: int = 200
+    max_candidates: int = 60
     holder_limit: int = 500
     radii_km: tuple[float, ...] = (25.0, 200.0)
     wide_radii_km: tuple[float, ...] = (1000.0, 20000.0)
@@ -147,16 +147,15 @@ def plan(
     if rare:
         # few stores hold these: those stores are all the candidates there are
         held = [
-            stores.c.store_id.in_(
-                select(stock_on_hand.c.store_id).where(
-                    stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku]
-                )
+            select(stock_on_hand.c.store_id).where(
+                stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku]
             )
             for sku in rare
             if counts[sku] > 0
         ]
         if held:
-            _measure(conn, s, or_(*held) if settings.split else and_(*held), near)
+            ids = (union(*held) if settings.split else intersect(*held)).subquery("holders")
+            _measure(conn, s, None, near, holders=ids)
         return _decide(s, needs)
     for radius in (*settings.radii_km, *settings.wide_radii_km):
         box = bounding_box(near[0], near[1], radius)
@@ -183,6 +182,7 @@ def _holder_counts(conn: Connection, s: _Search) -> dict[str, int]:
         some = (
             select(literal(1).label("one"))
             .where(stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku])
+            .order_by(stock_on_hand.c.store_id)  # walk the SKU index and stop at the cap
             .limit(cap)
             .subquery()
         )
@@ -197,52 +197,92 @@ def _measure(
     where: Any,
     near: tuple[float, float] | None,
     radius_km: float | None = None,
+    *,
+    holders: Any = None,
 ) -> None:
-    """One statement: the fresh stores matching ``where`` (nearest ``max_candidates`` first,
-    by a flat approximation that the bounding box keeps honest), each with what it has
-    available of the order's SKUs (on hand - HQ's holds) and its blocks."""
-    cutoff = s.now - s.settings.stale_after
-    fresh = (
-        select(literal(1))
-        .where(devices.c.store_id == stores.c.store_id, devices.c.last_seen_at >= cutoff)
-        .exists()
-    )
-    cand = select(stores.c.store_id, stores.c.lat, stores.c.lon).where(where, fresh)
+    """One statement: the stores matching ``where`` (nearest ``max_candidates`` first, by a
+    flat approximation that the bounding box keeps honest), each with whether it synced
+    recently, what it has available of each of the order's SKUs (on hand - HQ's holds) and
+    its blocks. Every per-store figure is a lookup by primary key (a scalar subquery per
+    SKU), so the plan cannot turn into a scan of a popular SKU across all stores."""
+    src: Any = stores
+    if holders is not None:
+        # the few stores holding a rare SKU, their coordinates by primary key (a correlated
+        # lookup each, rather than a scan of every store to hash-join a few hundred)
+        def coord(col: Any) -> Any:
+            return select(col).where(stores.c.store_id == holders.c.store_id).scalar_subquery()
+
+        src = select(
+            holders.c.store_id,
+            coord(stores.c.lat).label("lat"),
+            coord(stores.c.lon).label("lon"),
+        ).subquery("located")
+    cand = select(src.c.store_id, src.c.lat, src.c.lon)
+    if where is not None:
+        cand = cand.where(where)
     skip = sorted(s.exclude | set(s.distance))
     if skip:
-        cand = cand.where(stores.c.store_id.not_in(skip))
+        cand = cand.where(src.c.store_id.not_in(skip))
     if near is not None:
         k = math.cos(math.radians(near[0])) ** 2
-        dlat, dlon = stores.c.lat - near[0], stores.c.lon - near[1]
-        cand = cand.where(stores.c.lat.is_not(None)).order_by(dlat * dlat + dlon * dlon * k)
+        dlat, dlon = src.c.lat - near[0], src.c.lon - near[1]
+        cand = cand.where(src.c.lat.is_not(None)).order_by(dlat * dlat + dlon * dlon * k)
     c = cand.limit(s.settings.max_candidates).cte("cand")
-    soh, held = stock_on_hand, order_holds
-    b1, b2 = availability_blocks.alias("b1"), availability_blocks.alias("b2")
-    q = select(
+    soh, held, blocks = stock_on_hand, order_holds, availability_blocks
+    cutoff = s.now - s.settings.stale_after
+    skus = sorted(s.want)
+    cols: list[Any] = [
         c.c.store_id,
         c.c.lat,
         c.c.lon,
-        soh.c.sku,
-        (soh.c.on_hand - func.coalesce(held.c.held, 0)).label("free"),
-        b1.c.sku.label("blocked"),
-        b2.c.sku.label("closed"),
-    ).select_from(
-        c.outerjoin(soh, and_(soh.c.store_id == c.c.store_id, soh.c.sku.in_(sorted(s.want))))
-        .outerjoin(held, and_(held.c.store_id == soh.c.store_id, held.c.sku == soh.c.sku))
-        .outerjoin(
-            b1, and_(b1.c.store_id == c.c.store_id, b1.c.sku == soh.c.sku, b1.c.until > s.now)
+        # a correlated max, not EXISTS: one index probe per candidate where EXISTS may be
+        # planned as a hash of every device
+        select(func.max(devices.c.last_seen_at))
+        .where(devices.c.store_id == c.c.store_id)
+        .scalar_subquery()
+        .label("seen"),
+        select(literal(1))
+        .where(blocks.c.store_id == c.c.store_id, blocks.c.sku == "*", blocks.c.until > s.now)
+        .exists()
+        .label("closed"),
+    ]
+    for i, sku in enumerate(skus):
+        on_hand = (
+            select(soh.c.on_hand)
+            .where(soh.c.store_id == c.c.store_id, soh.c.sku == sku)
+            .scalar_subquery()
         )
-        .outerjoin(b2, and_(b2.c.store_id == c.c.store_id, b2.c.sku == "*", b2.c.until > s.now))
-    )
-    for r in conn.execute(q):
-        if r.store_id not in s.avail:
-            d = None if near is None else haversine_km(near[0], near[1], r.lat, r.lon)
-            if radius_km is not None and d is not None and d > radius_km:
-                continue  # a corner of the box, beyond the ring: a wider ring takes it
-            s.distance[r.store_id] = d
-            s.avail[r.store_id] = {}
-        if r.sku is not None and r.blocked is None and r.closed is None:
-            s.avail[r.store_id][r.sku] = int(r.free) - s.settings.safety_stock
+        holds = (
+            select(held.c.held)
+            .where(held.c.store_id == c.c.store_id, held.c.sku == sku)
+            .scalar_subquery()
+        )
+        cols.append((on_hand - func.coalesce(holds, 0)).label(f"f{i}"))
+        cols.append(
+            select(literal(1))
+            .where(blocks.c.store_id == c.c.store_id, blocks.c.sku == sku, blocks.c.until > s.now)
+            .exists()
+            .label(f"b{i}")
+        )
+    for r in conn.execute(select(*cols)):
+        d = None if near is None else haversine_km(near[0], near[1], r.lat, r.lon)
+        if radius_km is not None and d is not None and d > radius_km:
+            continue  # a corner of the box, beyond the ring: a wider ring takes it
+        s.distance[r.store_id] = d
+        have: dict[str, int] = {}
+        if r.seen is not None and _aware(r.seen) >= cutoff and not r.closed:
+            for i, sku in enumerate(skus):
+                free = r[5 + 2 * i]
+                if free is not None and not r[6 + 2 * i]:
+                    have[sku] = int(free) - s.settings.safety_stock
+        s.avail[r.store_id] = have
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A timestamp read through a bare subquery: SQLite gives text, without a zone (UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- the choice -------------------------------------------------------------------------------
