@@ -86,6 +86,7 @@ ROW_STATE: dict[str, p.OrderAssignment] = {
     "cancelled": "revoked",
     "revoked": "revoked",
     "voided": "cancelled",
+    "merged": "revoked",  # never sent: the next epoch's row replaces it
 }
 """What the store's row says for each assignment state (the contract's values)."""
 
@@ -586,11 +587,16 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
     excluded = (
         set()
         if int(o.epoch) == 0  # never assigned: nobody to leave out
+        # stores that gave up on this order, and stores working on a part of it already (an
+        # accepted part cannot grow without asking; a part not yet accepted can: see _assign)
         else {
             r[0]
             for r in tx.conn.execute(
                 select(assignments.c.store_id)
-                .where(assignments.c.order_id == order_id, assignments.c.state.in_(sorted(DEAD)))
+                .where(
+                    assignments.c.order_id == order_id,
+                    assignments.c.state.in_(sorted(DEAD | (LIVE - {"assigned"}))),
+                )
                 .distinct()
             )
         }
@@ -646,6 +652,33 @@ def _assign(
     why: str,
 ) -> int:
     lines = list(lines)
+    before = tx.conn.execute(
+        select(assignments).where(
+            assignments.c.order_id == order_id,
+            assignments.c.store_id == store_id,
+            assignments.c.state == "assigned",
+        )
+    ).first()
+    if before is not None:
+        # the store has a part of this order it has not accepted yet: one row per order and
+        # store, so the new epoch carries both parts and the old part ends ("merged")
+        old = {ln.line_id: ln for ln in _lines_of(tx, before.id)}
+        for n in lines:
+            if n.line_id in old:
+                old[n.line_id] = SimpleNamespace(
+                    line_id=n.line_id, sku=n.sku, qty=int(old[n.line_id].qty) + n.qty
+                )
+        lines = [
+            *(Need(n.line_id, n.sku, int(n.qty)) for n in old.values() if int(n.qty) > 0),
+            *(n for n in lines if n.line_id not in old),
+        ]
+        tx.hold(store_id, {ln.sku: -int(ln.qty) for ln in _lines_of(tx, before.id)})
+        tx.conn.execute(
+            update(assignments)
+            .where(assignments.c.id == before.id)
+            .values(state="merged", ended_at=tx.now)
+        )
+        tx.note(order_id, "merged", store_id, int(before.epoch), into_epoch=epoch)
     accept_by = tx.now + tx.settings.accept_window
     aid = int(
         tx.conn.execute(
@@ -1488,3 +1521,30 @@ def holds(db: Database, store_id: str) -> dict[str, int]:
                 )
             )
         }
+
+
+def live_assignments(db: Database, store_id: str) -> dict[str, tuple[int, str, dict[str, int]]]:
+    """What HQ expects of a store now: order -> (epoch, state, {sku: qty}) of its live
+    assignments (for invariant checks: a store's pending holds should match this)."""
+    out: dict[str, tuple[int, str, dict[str, int]]] = {}
+    with db.read() as conn:
+        rows = conn.execute(
+            select(
+                assignments.c.order_id,
+                assignments.c.epoch,
+                assignments.c.state,
+                assignment_lines.c.sku,
+                assignment_lines.c.qty,
+            )
+            .select_from(
+                assignments.join(
+                    assignment_lines, assignment_lines.c.assignment_id == assignments.c.id
+                )
+            )
+            .where(assignments.c.store_id == store_id, assignments.c.state.in_(sorted(LIVE)))
+        )
+        for r in rows:
+            _epoch, _state, lines = out.setdefault(r.order_id, (int(r.epoch), r.state, {}))
+            if int(r.qty) > 0:
+                lines[r.sku] = lines.get(r.sku, 0) + int(r.qty)
+    return out
