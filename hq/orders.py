@@ -1024,7 +1024,8 @@ def _current(ctx: PushContext, tx: Tx, a: Any, type_: str, m: Any) -> tuple[Stat
         _check_double(tx, order_id, store, epoch, lines)
         _settle(tx, order_id)
     elif type_ == p.ORDER_CANCEL_ACCEPTED:
-        _end(tx, a, "cancelled")
+        # the order called off: the row says cancelled; only moved: revoked
+        _end(tx, a, "voided" if a.then == "cancel" else "cancelled")
         tx.note(order_id, "cancel_accepted", store, epoch)
         if a.then != "cancel":
             _resource(tx, order_id, why=f"cancelled by {store} at HQ's request")

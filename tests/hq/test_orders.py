@@ -412,3 +412,20 @@ async def test_endless_aisle_request_from_a_till_creates_a_normal_order(db: Data
             "S1", p.ORDER_REQUESTED, {**request, "request_id": "R2", "origin_store": "S2"}
         )
         assert wrong.status == "rejected" and p.reason_code(wrong.reason) == "store_mismatch"
+
+
+async def test_an_order_called_off_after_acceptance_is_cancelled_at_the_store(
+    db: Database,
+) -> None:
+    async with chain(db) as c:
+        await c.stock("S1", [("A", 5)])
+        oid = (await c.order([("A", 2)]))["order_id"]
+        await c.send("S1", p.ORDER_ACCEPTED, {"order_id": oid, "epoch": 1})
+        assert orders.live_assignments(db, "S1") == {oid: (1, "accepted", {"A": 2})}
+        orders.reassign(db, oid, now=c.clock(), cancel=True)
+        assert (await c.rows("S1"))[oid]["assignment"] == "cancel_requested"
+        await c.send("S1", p.ORDER_CANCEL_ACCEPTED, {"order_id": oid, "epoch": 1})
+        v = c.view(oid)
+        assert v["state"] == "cancelled" and live(v) == []
+        assert (await c.rows("S1"))[oid]["assignment"] == "cancelled"
+        assert orders.holds(db, "S1") == {} and orders.live_assignments(db, "S1") == {}
