@@ -12,6 +12,7 @@ import gc
 import io
 import json
 import marshal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -531,7 +532,11 @@ def reader_main(spec_text: str, out: IO[bytes]) -> int:
             for chunk in bulk_chunks(records, validator, spec["prefix"], spec["occurred_at"]):
                 write_frame(out, "rows", (*chunk, *position()))
         problems = [(p.line, p.message) for p in report.problems]
-        write_frame(out, "end", (report.skipped, problems, report.unknown_columns))
+        write_frame(
+            out,
+            "end",
+            (report.skipped, problems, report.unknown_columns, time.process_time()),
+        )
     except ImportFileError as exc:
         write_frame(out, "error", ("ImportFileError", str(exc)))
         return 1
