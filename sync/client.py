@@ -37,6 +37,8 @@ from sync.protocol import (
     SNAPSHOT_PATH,
     STATUS_PATH,
     DeviceStatus,
+    EodReceipt,
+    EodReport,
     ErrorBody,
     PullRequest,
     PullResponse,
@@ -140,6 +142,16 @@ class HQClient:
         if after is not None:
             params["after"] = after
         return await self._call("GET", RECONCILIATION_PATH, ReconciliationResponse, params=params)
+
+    async def send_eod(self, report: EodReport) -> EodReceipt:
+        """Tell HQ what the till concluded at end of day (``hq report`` shows it)."""
+        return await self._call(
+            "POST",
+            RECONCILIATION_PATH,
+            EodReceipt,
+            content=report.to_json().encode(),
+            headers={"Content-Type": "application/json"},
+        )
 
     async def _call(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
         async for attempt in self._retrying():

@@ -58,7 +58,8 @@ class EngineConfig:
     batch_size: int = MAX_PUSH_BATCH
     max_batch_bytes: int = (MAX_BODY_BYTES * 3) // 4  # room for the envelope fields
     pull_limit: int = DEFAULT_PULL_LIMIT
-    streams: tuple[str, ...] = STREAMS
+    streams: tuple[str, ...] | None = None
+    """Streams to pull; None: every stream the store keeps (PullPort.streams)."""
     retention: timedelta = timedelta(days=30)
     prune_every: timedelta = timedelta(hours=6)
     backoff_initial_s: float = 1.0
@@ -241,15 +242,16 @@ class SyncEngine:
         whose cursor HQ no longer serves) comes as a snapshot."""
         report = report or SyncReport(started_at=self.clock())
         cfg = self.config
+        streams = [s for s in (cfg.streams or self.puller.streams) if s in STREAMS]
         for _ in range(cfg.max_rounds):
-            cursors = self.puller.cursors(cfg.streams)
-            fresh = [s for s in cfg.streams if cursors.get(s) is None]
+            cursors = self.puller.cursors(streams)
+            fresh = [s for s in streams if cursors.get(s) is None]
             if fresh:
                 report.snapshots.update(await self.snapshots(fresh))
                 continue
             req = PullRequest(
                 device_time=self.clock(),
-                cursors={s: int(cursors[s] or 0) for s in cfg.streams},  # type: ignore[misc]
+                cursors={s: int(cursors[s] or 0) for s in streams},  # type: ignore[misc]
                 limit=cfg.pull_limit,
             )
             res = await self.client.pull(req)

@@ -110,6 +110,11 @@ SnapshotProgress = Callable[[str, int], None]
 class PullPort(Protocol):
     """The store's copies of HQ-owned streams and their cursors."""
 
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams this store keeps (the engine pulls only these)."""
+        ...
+
     def cursors(self, streams: Iterable[str]) -> dict[str, int | None]:
         """Each stream's cursor; None for a stream the till has never loaded (it starts
         from HQ's snapshot, not from change 1)."""

@@ -195,7 +195,7 @@ def eod(
 ) -> None:
     """End of day: sync until nothing is left to send, then check the day's sales and the
     stock against HQ. Exits 0 only when everything is verified."""
-    from pos.services.eod import end_of_day
+    from pos.services.eod import end_of_day, report_lines
     from pos.services.sync import make_engine
 
     store = _open(ctx)
@@ -216,50 +216,10 @@ def eod(
     if as_json:
         click.echo(json.dumps(eod_json(report), ensure_ascii=False))
     else:
-        for line in eod_lines(report):
+        for line in report_lines(report):
             click.echo(line)
     if not report.verified:
         sys.exit(EXIT_PENDING)
-
-
-def eod_lines(report: EodReport) -> list[str]:
-    """The end-of-day report as a manager reads it (the end-of-day screen shows the same)."""
-    from pos.domain.money import format_amount
-
-    lines = [f"End of day {report.business_day.isoformat()}"]
-    s, h = report.store, report.hq
-    lines.append(
-        f"  Sales       till {s.count:>6}  {format_amount(s.total):>14}"
-        + (f"   HQ {h.count:>6}  {format_amount(h.total):>14}" if h else "   HQ  -")
-    )
-    methods = sorted(set(s.by_method) | set(h.by_method if h else {}))
-    for m in methods:
-        a = s.by_method.get(m)
-        b = h.by_method.get(m) if h else None
-        lines.append(
-            f"  {m:<11} till {(a.count if a else 0):>6}  {format_amount(a.amount if a else 0):>14}"
-            + (
-                f"   HQ {(b.count if b else 0):>6}  {format_amount(b.amount if b else 0):>14}"
-                if h
-                else ""
-            )
-        )
-    lines.append(
-        f"  Stock       {report.stock_checked} SKU(s) compared, "
-        f"{len(report.stock_differences)} different"
-    )
-    for d in report.stock_differences[:50]:
-        lines.append(f"    {d.sku}: till {d.store}, HQ {d.hq}")
-    if len(report.stock_differences) > 50:
-        lines.append(f"    ... and {len(report.stock_differences) - 50} more")
-    for r in report.rejected[:20]:
-        lines.append(f"  Refused by HQ: event {r.seq} ({r.type}): {r.reason}")
-    if report.verified:
-        lines.append("VERIFIED: the till and HQ agree on every sale and every SKU.")
-    else:
-        lines.append("NOT VERIFIED:")
-        lines.extend(f"  - {p}" for p in report.problems)
-    return lines
 
 
 def eod_json(report: EodReport) -> dict[str, Any]:

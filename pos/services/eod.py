@@ -7,6 +7,7 @@ every figure matches; otherwise it says, in plain words, what is pending or diff
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -15,6 +16,7 @@ from pos.services.sync import sync_until_drained
 from pos.store._conn import DbLike
 from pos.store.reconcile import DayFigures, MethodFigure, day_figures, on_hand_by_sku
 from pos.store.reconcile import projection_drift as _drift
+from sync import protocol
 from sync.engine import SyncEngine
 from sync.errors import SyncError
 from sync.ports import RejectedEvent
@@ -143,6 +145,10 @@ async def end_of_day(
             if differences:
                 problems.append(f"Stock differs for {len(differences)} SKU(s).")
     verified = not problems and hq is not None
+    if report.ok:
+        await _tell_hq(
+            engine, business_day, verified, summary.pending, store, hq, differences, problems
+        )
     return EodReport(
         business_day=business_day,
         checked_at=engine.clock(),
@@ -173,3 +179,67 @@ async def _reconciliation(
             )
         )
     return pages
+
+
+def report_lines(report: EodReport) -> list[str]:
+    """The end-of-day report as a manager reads it (the end-of-day screen shows the same)."""
+    lines = [f"End of day {report.business_day.isoformat()}"]
+    s, h = report.store, report.hq
+    lines.append(
+        f"  Sales       till {s.count:>6}  {format_amount(s.total):>14}"
+        + (f"   HQ {h.count:>6}  {format_amount(h.total):>14}" if h else "   HQ  -")
+    )
+    methods = sorted(set(s.by_method) | set(h.by_method if h else {}))
+    for m in methods:
+        a = s.by_method.get(m)
+        b = h.by_method.get(m) if h else None
+        lines.append(
+            f"  {m:<11} till {(a.count if a else 0):>6}  {format_amount(a.amount if a else 0):>14}"
+            + (
+                f"   HQ {(b.count if b else 0):>6}  {format_amount(b.amount if b else 0):>14}"
+                if h
+                else ""
+            )
+        )
+    lines.append(
+        f"  Stock       {report.stock_checked} SKU(s) compared, "
+        f"{len(report.stock_differences)} different"
+    )
+    for d in report.stock_differences[:50]:
+        lines.append(f"    {d.sku}: till {d.store}, HQ {d.hq}")
+    if len(report.stock_differences) > 50:
+        lines.append(f"    ... and {len(report.stock_differences) - 50} more")
+    for r in report.rejected[:20]:
+        lines.append(f"  Refused by HQ: event {r.seq} ({r.type}): {r.reason}")
+    if report.verified:
+        lines.append("VERIFIED: the till and HQ agree on every sale and every SKU.")
+    else:
+        lines.append("NOT VERIFIED:")
+        lines.extend(f"  - {p}" for p in report.problems)
+    return lines
+
+
+async def _tell_hq(
+    engine: SyncEngine,
+    business_day: date,
+    verified: bool,
+    pending: int,
+    store: DayFigures,
+    hq: DayFigures | None,
+    differences: list[StockDifference],
+    problems: list[str],
+) -> None:
+    """Send the conclusion to HQ for its report; a failure here changes nothing at the till."""
+    lines = [f"{d.sku}: till {d.store}, HQ {d.hq}" for d in differences] + problems
+    with contextlib.suppress(SyncError):
+        await engine.client.send_eod(
+            protocol.EodReport(
+                business_day=business_day,
+                device_time=engine.clock(),
+                verified=verified,
+                pending_events=pending,
+                sales_mismatches=0 if hq is not None and figures_match(store, hq) else 1,
+                stock_mismatches=len(differences),
+                differences=[line[:500] for line in lines[: protocol.MAX_EOD_DIFFERENCES]],
+            )
+        )

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -37,6 +40,8 @@ DEFAULT_INTERVAL_S = 30.0
 
 Clock = Callable[[], datetime]
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+T = TypeVar("T")
+Job = Callable[["SyncEngine | None", sqlite3.Connection], Awaitable[T]]
 
 
 def utc_now() -> datetime:
@@ -80,8 +85,10 @@ def make_engine(
     retry: RetryPolicy | None = None,
     on_snapshot_progress: SnapshotProgressFn | None = None,
 ) -> SyncEngine:
-    """The engine over an open connection of the store file (of the calling thread)."""
-    state = SqliteSyncState(db, spool_dir_for(Path(db_path)))
+    """The engine over an open connection of the store file (of the calling thread). Given
+    the Store itself, the engine may bulk-load a large snapshot; over a second connection
+    beside a running till it writes only what changed."""
+    state = SqliteSyncState(db, spool_dir_for(Path(db_path)), exclusive=isinstance(db, Store))
     client = HQClient(
         settings.url, settings.token, transport=transport, ca_file=settings.ca_file, retry=retry
     )
@@ -187,8 +194,10 @@ class SyncWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._settings_used: tuple[str, str] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_wake: asyncio.Event | None = None
+        self._jobs: queue.SimpleQueue[tuple[Job[Any], Future[Any]]] = queue.SimpleQueue()
         self.rounds = 0
         self.last_report: SyncReport | None = None
         self.status = SyncStatus(configured=False)
@@ -206,6 +215,16 @@ class SyncWorker:
         if loop is not None and event is not None:
             with contextlib.suppress(RuntimeError):  # the loop has just ended
                 loop.call_soon_threadsafe(event.set)
+
+    def submit(self, job: Job[T]) -> Future[T]:
+        """Run ``job(engine, connection)`` on the worker's thread, between two rounds (the
+        end of day, reading the refused events...): one sync worker per store file, so no two
+        engines ever push the same outbox at once. ``engine`` is None when the till has no HQ
+        set up."""
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        self.sync_now()
+        return future
 
     def stop(self, timeout: float | None = 10.0) -> None:
         self._stop.set()
@@ -232,14 +251,22 @@ class SyncWorker:
         engine: SyncEngine | None = None
         try:
             while not self._stop.is_set():
+                # a "sync now" that comes while this round runs wakes the next one
+                self._wake.clear()
+                self._async_wake.clear()
                 settings = _settings_of(conn)
                 if settings is None:
+                    if engine is not None:
+                        await engine.client.aclose()
+                        engine = None
+                    await self._run_jobs(None, conn)
                     self._publish(SyncStatus(configured=False, checked_at=self.clock()))
                     await self._sleep(self.interval_s)
                     continue
-                if engine is None or engine.client.http.base_url != settings.url.rstrip("/"):
+                if engine is None or (settings.url, settings.token) != self._settings_used:
                     if engine is not None:
                         await engine.client.aclose()
+                    self._settings_used = (settings.url, settings.token)
                     engine = make_engine(
                         conn,
                         self.db_path,
@@ -249,10 +276,25 @@ class SyncWorker:
                         config=self.config,
                         retry=self.retry,
                     )
+                await self._run_jobs(engine, conn)
+                if self._stop.is_set():
+                    break
                 self._publish(replace(self.status, syncing=True))
-                self._wake.clear()
-                self._async_wake.clear()
-                report = await engine.sync_once()
+                try:
+                    report = await engine.sync_once()
+                except Exception as error:  # a bug or a store error: the till keeps selling
+                    log.exception("sync round failed")
+                    self._publish(
+                        replace(
+                            self.status,
+                            syncing=False,
+                            online=False,
+                            last_error=f"sync stopped by an error ({error}); it will retry",
+                            checked_at=self.clock(),
+                        )
+                    )
+                    await self._sleep(self.interval_s)
+                    continue
                 self.rounds += 1
                 self.last_report = report
                 if self.on_report is not None:
@@ -264,6 +306,19 @@ class SyncWorker:
             if engine is not None:
                 await engine.client.aclose()
             self._loop = None
+            while not self._jobs.empty():
+                _, future = self._jobs.get_nowait()
+                future.set_exception(RuntimeError("the sync worker has stopped"))
+
+    async def _run_jobs(self, engine: SyncEngine | None, conn: sqlite3.Connection) -> None:
+        while not self._jobs.empty():
+            job, future = self._jobs.get_nowait()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(await job(engine, conn))
+            except Exception as error:
+                future.set_exception(error)
 
     def _delay(self, report: SyncReport, status: SyncStatus) -> float:
         if report.ok:
@@ -281,7 +336,11 @@ class SyncWorker:
             await asyncio.wait_for(self._async_wake.wait(), timeout=max(0.0, seconds))
 
     def _publish(self, status: SyncStatus) -> None:
-        self.status = status
+        before, self.status = self.status, status
+        if replace(before, checked_at=None) == replace(status, checked_at=None) and not (
+            status.pending
+        ):
+            return  # nothing the till shows has changed (the age of a backlog does)
         if self.on_status is not None:
             try:
                 self.on_status(status)

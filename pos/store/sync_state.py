@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,13 +157,18 @@ def _parse_time(text: str | None) -> datetime | None:
 
 
 _STATE_OF = {"applied": "acked", "rejected": "rejected", "superseded": "superseded"}
+KEPT_STREAMS = ("catalog", "prices", "config", "orders")
 
 
 class SqliteSyncState:
     """The outbox, pull and journal ports over one connection (of the sync worker's thread)."""
 
-    def __init__(self, db: DbLike, spool_dir: Path) -> None:
+    def __init__(self, db: DbLike, spool_dir: Path, *, exclusive: bool = False) -> None:
+        """``exclusive``: this is the only connection to the store file (``pos sync``), so a
+        snapshot that changes most of the catalogue may use the bulk loader; beside a running
+        till only the differences are written."""
         self.conn = connection(db)
+        self.exclusive = exclusive
         self.spool_dir = Path(spool_dir)
         ensure_schema(self.conn)
         self.conn.create_function("pos_lookup_key", 1, lookup_key, deterministic=True)
@@ -446,6 +452,11 @@ class SqliteSyncState:
         else:
             raise StoreError(f"HQ sent changes of a stream this till does not know: {stream}")
 
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The HQ streams this till keeps."""
+        return KEPT_STREAMS
+
     def _product_price(self, sku: str) -> int | None:
         row = self.conn.execute("SELECT price FROM products WHERE sku = ?", (sku,)).fetchone()
         return int(row[0]) if row else None
@@ -588,6 +599,14 @@ class SqliteSyncState:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            diff = self._diff(conn)
+            if not (self.exclusive and diff.size > BULK_THRESHOLD):
+                # few differences, or the till is running beside us: write only what changed,
+                # through the same appliers as a page, in one short transaction
+                with atomic(conn):
+                    diff.apply(self)
+                    self._load_rest(conn, spools, headers, counts)
+                return counts
             with BulkLoad(conn, replace=True) as load:
                 c = load.conn
                 c.execute(
@@ -625,6 +644,63 @@ class SqliteSyncState:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{stage}{suffix}").unlink(missing_ok=True)
         return counts
+
+    def _diff(self, conn: sqlite3.Connection) -> _Diff:
+        """What the staged snapshot changes against the till's rows (read-only queries)."""
+        cat_upserts = [
+            (
+                str(sku),
+                {
+                    "sku": sku,
+                    "name": name,
+                    "tax_rate_bp": tax,
+                    "active": bool(active),
+                    "barcodes": json.loads(codes),
+                },
+            )
+            for sku, name, tax, active, codes in conn.execute(
+                "SELECT c.sku, c.name, c.tax, c.active, coalesce(c.barcodes, '[]')"
+                " FROM stage.cat c"
+                " LEFT JOIN main.products p ON p.sku = c.sku"
+                " LEFT JOIN main.sync_pending_catalog w ON w.sku = c.sku"
+                " WHERE w.sku IS NOT NULL OR p.sku IS NULL"
+                " OR p.name IS NOT c.name OR p.tax_rate_bp IS NOT c.tax"
+                " OR p.active IS NOT c.active"
+                " OR (SELECT json_group_array(raw) FROM (SELECT raw FROM main.barcodes b"
+                "     WHERE b.sku = c.sku ORDER BY raw))"
+                "    IS NOT (SELECT json_group_array(value) FROM (SELECT value"
+                "     FROM json_each(coalesce(c.barcodes, '[]')) ORDER BY value))"
+            )
+        ]
+        cat_deletes = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT sku FROM main.products WHERE sku NOT IN (SELECT sku FROM stage.cat)"
+                " UNION SELECT sku FROM main.sync_pending_catalog"
+                " WHERE sku NOT IN (SELECT sku FROM stage.cat)"
+            )
+        ]
+        price_upserts = [
+            (str(sku), {"sku": sku, "price": int(price), "currency": currency})
+            for sku, price, currency in conn.execute(
+                "SELECT s.sku, s.price, s.currency FROM stage.price s"
+                " LEFT JOIN main.products p ON p.sku = s.sku"
+                " LEFT JOIN main.sync_pending_price w ON w.sku = s.sku"
+                " WHERE (p.sku IS NULL AND w.sku IS NULL)"
+                " OR (p.sku IS NOT NULL AND p.price IS NOT s.price)"
+                " OR (w.sku IS NOT NULL AND (w.price IS NOT s.price"
+                " OR w.currency IS NOT s.currency))"
+            )
+        ]
+        price_deletes = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT sku FROM main.products WHERE sku NOT IN (SELECT sku FROM stage.price)"
+                " UNION SELECT sku FROM main.sync_pending_price"
+                " WHERE sku NOT IN (SELECT sku FROM stage.price)"
+            )
+        ]
+        return _Diff(cat_upserts, cat_deletes, price_upserts, price_deletes)
 
     # ==========================================================================================
     # journal
@@ -665,6 +741,36 @@ class SqliteSyncState:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+BULK_THRESHOLD = 20_000  # more differences than this: the bulk loader (when the file is ours)
+
+
+@dataclass(frozen=True)
+class _Diff:
+    cat_upserts: list[tuple[str, dict[str, Any]]]
+    cat_deletes: list[str]
+    price_upserts: list[tuple[str, dict[str, Any]]]
+    price_deletes: list[str]
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.cat_upserts)
+            + len(self.cat_deletes)
+            + len(self.price_upserts)
+            + len(self.price_deletes)
+        )
+
+    def apply(self, state: SqliteSyncState) -> None:
+        """Catalogue first, then prices: a product new in both ends up whole."""
+        for sku in self.cat_deletes:
+            state._catalog("delete", sku, None, 0)
+        for sku, row in self.cat_upserts:
+            state._catalog("upsert", sku, row, 0)
+        for sku in self.price_deletes:
+            state._prices("delete", sku, None, 0)
+        for sku, row in self.price_upserts:
+            state._prices("upsert", sku, row, 0)
 
 
 def _iso_or_none(when: datetime | None) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
+from hq import admin
 from hq.app import create_app
 from pos.cli import cli
 from pos.domain.cart import Cart, Payment
@@ -81,6 +82,8 @@ def test_sync_and_end_of_day_over_a_real_socket(served: tuple[HQ, str], tmp_path
     assert "VERIFIED" in out and "¥7.00" in out
     assert hq.sale_ids("S1") == [receipt.sale_id]
     assert hq.on_hand("S1") == {"A2": -2}
+    (line,) = admin.report(hq.db)  # HQ's report shows the store's conclusion
+    assert line.eod_verified is True and line.stock_mismatches == 0 and line.eod_day == day
 
 
 def test_sync_exits_non_zero_while_hq_is_unreachable(tmp_path: Path) -> None:

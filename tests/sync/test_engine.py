@@ -21,7 +21,7 @@ async def test_a_new_till_loads_the_catalogue_and_its_sales_reach_hq(tmp_path: P
 
     first = await till.sync()
 
-    assert first.ok and first.snapshots == {"catalog": 5, "prices": 5, "config": 0}
+    assert first.ok and first.snapshots == {"catalog": 5, "prices": 5, "config": 0, "orders": 0}
     assert till.catalogue() == hq.catalogue()
     product = till.service.lookup(ean_of("A0"))  # scanned: found by its barcode
     assert product is not None and product.sku == "A0" and product.price == 1000
@@ -141,4 +141,25 @@ async def test_the_till_learns_its_clock_offset_from_hq(tmp_path: Path) -> None:
     status = till.engine.status()
     assert status.online and status.clock_offset_s is not None
     assert 7 * 60 - 5 < status.clock_offset_s < 7 * 60 + 5
+    await till.aclose()
+
+
+async def test_a_big_snapshot_goes_through_the_bulk_loader_with_the_same_result(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from pos.store import sync_state
+
+    monkeypatch.setattr(sync_state, "BULK_THRESHOLD", 0)  # every snapshot counts as big
+    hq = hq_with_catalogue(tmp_path, n=40)
+    admin.deactivate_products(hq.db, ["A3"])  # its price stays at HQ: waits at the till
+    till = make_till(hq, tmp_path)
+
+    report = await till.sync()
+
+    assert report.ok and report.snapshots["catalog"] == 39
+    assert till.catalogue() == hq.catalogue()
+    assert till.q("SELECT sku, price FROM sync_pending_price") == [("A3", 1000)]
+    assert till.service.search("商品 A1")  # the name index was rebuilt
+    sale = till.sell(("A7", 1))
+    assert (await till.sync()).ok and hq.sale_ids("S1") == [sale.sale_id]
     await till.aclose()
