@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from textual import events
 from textual.app import App
@@ -38,6 +38,7 @@ from pos.ui.widgets import ScanField
 if TYPE_CHECKING:
     from pos.services.sale import SaleService
     from pos.store.db import Store
+    from pos.ui.sync_link import SyncLink
 
 DEFAULT_GAP_MS = 30.0
 HICCUP_WINDOW_S = 0.5  # keys typed into the scan field this shortly before a burst belong to it
@@ -61,6 +62,8 @@ class PosSettings:
     welcome: str | None = None  # shown once the till is ready (the demo's codes to try)
     exit_when_ready: bool = False  # benchmarks: write READY_MARKER to stdout and quit when ready
     clock: Callable[[], datetime] | None = None  # the services' clock; tests pass a fixed one
+    sync_interval_s: float = 30.0  # the sync engine's timer (it also runs after each sale)
+    sync_transport: Callable[[], Any] | None = None  # tests: the HQ app in-process
 
 
 class ScanTarget(Protocol):
@@ -74,6 +77,8 @@ class PosApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Close till", show=False, priority=True),
         Binding("f9", "toggle_camera", "Camera", show=False),
+        Binding("f10", "open_sync", "Sync", show=False),
+        Binding("ctrl+s", "sync_now", "Sync now", show=False),
     ]
 
     def __init__(self, settings: PosSettings, store: Store, service: SaleService) -> None:
@@ -91,6 +96,7 @@ class PosApp(App[int]):
         self._field_head_at = 0.0
         self.sale_screen: SaleScreen | None = None
         self.camera_on = False
+        self.sync_link: SyncLink | None = None
 
     # -- start and stop -------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -105,6 +111,10 @@ class PosApp(App[int]):
             wedge_min_chars=self.settings.wedge_min_chars,
         )
         self.push_screen(self.sale_screen)
+        if not self.settings.exit_when_ready:
+            from pos.ui.sync_link import start_sync  # its heavy imports run in its thread
+
+            self.sync_link = start_sync(self)
         self.set_interval(self.settings.outbox_refresh_s, self.refresh_outbox)
         self.call_after_refresh(self._announce_ready)
 
@@ -130,6 +140,8 @@ class PosApp(App[int]):
                 self.call_from_thread(freeze_startup_heap)
 
     def on_unmount(self) -> None:
+        if self.sync_link is not None:
+            self.sync_link.stop()
         if self.camera_on:
             from pos.ui.camera import stop_camera
 
@@ -253,12 +265,24 @@ class PosApp(App[int]):
             self.sale_screen.status_update(camera=message.status)
 
     def on_sync_status_changed(self, message: SyncStatusChanged) -> None:
-        if self.sale_screen is not None:
+        # the sync worker may report before the sale screen is mounted or after it is gone
+        if self.sale_screen is not None and self.sale_screen.is_mounted:
             self.sale_screen.status_update(sync=message.status)
         self.refresh_outbox()
 
     def on_sale_completed(self, message: SaleCompleted) -> None:
         self.refresh_outbox()
+        self.action_sync_now()  # tell HQ promptly; the engine runs in its own thread
+
+    def action_sync_now(self) -> None:
+        if self.sync_link is not None:
+            self.sync_link.sync_now()
+
+    def action_open_sync(self) -> None:
+        from pos.ui.sync_screen import SyncScreen
+
+        if self.sync_link is not None and not isinstance(self.screen, SyncScreen):
+            self.push_screen(SyncScreen(self.sync_link))
 
     def refresh_outbox(self) -> None:
         if self.sale_screen is None or not self.sale_screen.is_mounted:
