@@ -137,8 +137,15 @@ def prepare_demo_store(data_dir: Path, skus: int) -> Path:
     show_default=True,
     help="Items in the demo catalogue (used only when the store is created).",
 )
+@click.option(
+    "--hq/--no-hq",
+    "with_hq",
+    default=True,
+    show_default=True,
+    help="Also run a local HQ on loopback with the demo store registered (the till syncs).",
+)
 @till_options
-def demo(data_dir: Path, skus: int, camera: str | None, wedge_gap_ms: float) -> None:
+def demo(data_dir: Path, skus: int, with_hq: bool, camera: str | None, wedge_gap_ms: float) -> None:
     """Create (or reuse) a demo store with a demo catalogue, and start the till on it."""
     from pos.ui.app import PosSettings
 
@@ -147,7 +154,20 @@ def demo(data_dir: Path, skus: int, camera: str | None, wedge_gap_ms: float) -> 
     except StoreError as exc:
         fail(exc)
     # Further demo services (a local HQ, ...) start here, before the till takes the screen.
+    local_hq = None
+    if with_hq:
+        from pos.cli.demo_hq import DemoHQError, start_demo_hq
+
+        try:
+            local_hq = start_demo_hq(data_dir, db_path)
+        except (DemoHQError, StoreError) as exc:
+            click.echo(f"pos: the demo runs without HQ: {exc}", err=True)
     settings = PosSettings(
         db_path=db_path, camera=camera, wedge_gap_ms=wedge_gap_ms, welcome=demo_welcome()
     )
-    sys.exit(start_till(settings))
+    try:
+        code = start_till(settings)
+    finally:
+        if local_hq is not None:
+            local_hq.stop()
+    sys.exit(code)
