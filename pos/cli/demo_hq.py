@@ -53,6 +53,16 @@ def _hq(hq_db: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
+def _die_with_parent() -> None:
+    """In the HQ child: end when the till that started it ends, however it ends (a closed
+    terminal, kill -9), so no demo HQ is left running."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -109,6 +119,7 @@ def start_demo_hq(data_dir: Path, db_path: Path, *, timeout_s: float = 30.0) -> 
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     local = LocalHQ(url, process, log)
     deadline = time.monotonic() + timeout_s
