@@ -44,7 +44,8 @@ class WakeupThread:
         return self.listener is not None and self.listener.connected
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pos-wakeups", daemon=True)
+        """Listen in a daemon thread of its own."""
+        self._thread = threading.Thread(target=self.run, name="pos-wakeups", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -57,7 +58,9 @@ class WakeupThread:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Listen in the calling thread until :meth:`stop` (a till runs it in a thread worker)."""
+        self._thread = self._thread or threading.current_thread()
         try:
             asyncio.run(self._main())
         except Exception:  # the timer keeps syncing; only the quick wake-ups are lost

@@ -287,6 +287,14 @@ def new_count(db: DbLike) -> int:
     return int(row[0])
 
 
+def awaiting_answer(db: DbLike) -> int:
+    """Orders assigned to this store that nobody here has answered yet."""
+    row = (
+        connection(db).execute("SELECT count(*) FROM online_orders WHERE stage = 'new'").fetchone()
+    )
+    return int(row[0])
+
+
 def find_by_code_hash(db: DbLike, code_hash: str) -> list[StoredOrder]:
     conn = connection(db)
     rows = conn.execute(
