@@ -239,6 +239,7 @@ class StatusBar(Horizontal):
     sync: reactive[SyncState] = reactive(SyncState, init=False)
     outbox_pending: reactive[int | None] = reactive(None, init=False)
     camera: reactive[CameraState | None] = reactive(None, init=False)
+    orders_new: reactive[int] = reactive(0, init=False)  # online orders waiting for an answer
 
     def __init__(self, store_id: str, device_id: str) -> None:
         super().__init__(id="status")
@@ -251,11 +252,13 @@ class StatusBar(Horizontal):
         yield Label("", id="st-sync")
         yield Label("", id="st-outbox")
         yield Label("", id="st-camera")
+        yield Label("", id="st-orders")
 
     def on_mount(self) -> None:
         self._show_sync()
         self._show_outbox()
         self._show_camera()
+        self._show_orders()
 
     def watch_sync(self) -> None:
         self._show_sync()
@@ -265,6 +268,9 @@ class StatusBar(Horizontal):
 
     def watch_camera(self) -> None:
         self._show_camera()
+
+    def watch_orders_new(self) -> None:
+        self._show_orders()
 
     def _show_sync(self) -> None:
         label = self.query_one("#st-sync", Label)
@@ -296,3 +302,9 @@ class StatusBar(Horizontal):
         state = camera.state if camera is not None else "off"
         label.update(f"cam {state}")
         label.set_class(state == "lost", "lost")
+
+    def _show_orders(self) -> None:
+        label = self.query_one("#st-orders", Label)
+        count = self.orders_new
+        label.update(f"F6 orders: {count} NEW" if count else "")
+        label.set_class(bool(count), "new")
