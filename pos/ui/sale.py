@@ -51,6 +51,7 @@ class SaleScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "pay", "Pay"),
         Binding("f3", "search", "Find by name"),
+        Binding("f7", "deliver", "Order for delivery"),
         Binding("plus", "qty(1)", "Qty+1", key_display="+", priority=True),
         Binding("minus", "qty(-1)", "Qty-1", key_display="-", priority=True),
         Binding("delete", "remove_line", "Remove line", key_display="Del"),
@@ -82,6 +83,7 @@ class SaleScreen(Screen[None]):
         self.timezone = timezone
         self.currency = currency
         self._selected: str | None = None
+        self._out_of_stock: Product | None = None  # the last item found with none available
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -162,6 +164,10 @@ class SaleScreen(Screen[None]):
                 severity="warning",
                 timeout=8,
             )
+        elif scan.kind == "pickup":
+            from pos.ui.orders_screen import open_handover
+
+            open_handover(self.app, scan)
         else:
             what = {"member": "A member card", "pickup": "An online-order pickup code"}.get(
                 scan.kind, f"A {scan.kind} code"
@@ -197,6 +203,23 @@ class SaleScreen(Screen[None]):
         if self.cart.is_empty:
             self.app.clear_notifications()  # a new sale: earlier hints and warnings are stale
         self._set_cart(cart, select=product.sku)
+        line = cart.line(product.sku)
+        crossed = line is not None and (
+            line.qty > product.available >= line.qty - 1  # this unit is the first one short
+            or (line.qty == 1 and product.available <= 0)
+        )
+        if crossed:
+            self._out_of_stock = product
+            held = product.on_hand - product.available
+            self.notify(
+                f"{product.name}: {max(0, product.available)} available here (on hand "
+                f"{product.on_hand}"
+                + (f", {held} held for online orders" if held else "")
+                + "). F7 orders it for delivery to the customer.",
+                title="Out of stock",
+                severity="warning",
+                timeout=8,
+            )
 
     # -- editing the cart -----------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -265,6 +288,17 @@ class SaleScreen(Screen[None]):
             SearchModal(self.service.search, self.currency, on_error=explain), chosen
         )
 
+    def action_deliver(self) -> None:
+        """Endless aisle: an online delivery order for the selected item (or the last one found
+        out of stock)."""
+        from pos.ui.orders_screen import open_endless_aisle
+
+        sku = self.table.selected_sku
+        product = self._out_of_stock
+        if sku is not None and (product is None or product.sku != sku):
+            product = self.service.lookup(sku) or product
+        open_endless_aisle(self.app, product)
+
     # -- paying ---------------------------------------------------------------------------------
     def action_pay(self) -> None:
         if self.cart.is_empty:
@@ -307,6 +341,17 @@ class SaleScreen(Screen[None]):
         self._set_cart(Cart())
         self.guide_id = None
         self.post_message(SaleCompleted(receipt))
+        conflicts = getattr(receipt, "held_conflicts", ())
+        if conflicts:
+            self.app.bell()
+            self.notify(
+                "This sale took items held for online orders: "
+                + ", ".join(f"{c.sku} x{c.shortfall} of order {c.order_id}" for c in conflicts)
+                + ". HQ has been told and will find them at another store.",
+                title="Held stock sold",
+                severity="warning",
+                timeout=20,
+            )
         summary = (
             f"Sale {receipt.sale_no} saved, total {format_amount(receipt.total, self.currency)}\n"
             f"Change due: {format_amount(receipt.change_due, self.currency)}"
