@@ -77,6 +77,7 @@ class PosApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Close till", show=False, priority=True),
         Binding("f9", "toggle_camera", "Camera", show=False),
+        Binding("f6", "open_orders", "Online orders", show=False),
         Binding("f10", "open_sync", "Sync", show=False),
         Binding("ctrl+s", "sync_now", "Sync now", show=False),
     ]
@@ -125,6 +126,9 @@ class PosApp(App[int]):
             # the scanner's parser loads in the background while the cashier looks at the
             # screen; then the start-up heap is set aside from the garbage collector
             self.run_worker(self._settle, thread=True, name="settle", exit_on_error=False)
+            from pos.ui.orders_screen import start_wakeups
+
+            start_wakeups(self)  # HQ's wake-ups: a new online order reaches the inbox at once
         if self.settings.welcome:
             self.notify(self.settings.welcome, title="Welcome", timeout=15)
         if self.settings.camera and not self.settings.exit_when_ready:
@@ -140,6 +144,9 @@ class PosApp(App[int]):
                 self.call_from_thread(freeze_startup_heap)
 
     def on_unmount(self) -> None:
+        from pos.ui.orders_screen import stop_wakeups
+
+        stop_wakeups(self)
         if self.sync_link is not None:
             self.sync_link.stop()
         if self.camera_on:
@@ -284,6 +291,11 @@ class PosApp(App[int]):
         if self.sync_link is not None and not isinstance(self.screen, SyncScreen):
             self.push_screen(SyncScreen(self.sync_link))
 
+    def action_open_orders(self) -> None:
+        from pos.ui.orders_screen import open_orders
+
+        open_orders(self)
+
     def refresh_outbox(self) -> None:
         if self.sale_screen is None or not self.sale_screen.is_mounted:
             return
@@ -292,6 +304,9 @@ class PosApp(App[int]):
         except StoreError:
             pending = None  # shown as "outbox ?"; the sale path reports store failures itself
         self.sale_screen.status_update(outbox_pending=pending)
+        from pos.ui.orders_screen import refresh_orders
+
+        refresh_orders(self)  # the badge of online orders to answer, a bell for a new one
 
 
 def freeze_startup_heap() -> None:
