@@ -733,12 +733,12 @@ def _same_epoch(conn: sqlite3.Connection, cur: StoredOrder, r: OrderRow, now: da
             (new_qty, new_qty, at, cur.order_id, ln.line_id, cur.epoch),
         )
     known = {ln.line_id for ln in cur.lines}
-    for line_id, ln in given.items():
+    for line_id, added in given.items():
         if line_id not in known:  # HQ added a line under the same epoch: take it as given
             conn.execute(
                 "INSERT INTO online_order_lines (order_id, line_id, sku, name, qty) VALUES (?,"
                 " ?, ?, ?, ?)",
-                (cur.order_id, line_id, ln.sku, ln.name, ln.qty),
+                (cur.order_id, line_id, added.sku, added.name, added.qty),
             )
     if excess:
         add_task(
