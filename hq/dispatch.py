@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -126,6 +127,7 @@ def plan(
     exclude: Iterable[str] = (),
     settings: OrderSettings,
     now: datetime,
+    common: CommonSkus | None = None,
 ) -> Plan:
     """Where each needed quantity should come from (see the module docstring)."""
     want: dict[str, int] = defaultdict(int)
@@ -140,7 +142,7 @@ def plan(
         return _decide(s, needs)
     if near is None:
         return Plan((), tuple(needs))
-    counts = _holder_counts(conn, s)
+    counts = _holder_counts(conn, s, common)
     if not settings.split and min(counts.values()) == 0:
         return Plan((), tuple(needs))  # some SKU is nowhere in the quantity asked
     rare = [sku for sku, n in sorted(counts.items()) if n < settings.holder_limit]
@@ -172,23 +174,53 @@ def plan(
 # --- candidates -------------------------------------------------------------------------------
 
 
-def _holder_counts(conn: Connection, s: _Search) -> dict[str, int]:
+class CommonSkus:
+    """SKUs seen held by at least ``holder_limit`` stores, remembered for ``ttl_s``: counting
+    the holders of a popular SKU reads that many rows, and a SKU carried chain-wide stays so
+    for longer than minutes. Rare counts are never remembered (they are cheap to read again,
+    and a SKU nobody had must be found as soon as a store receives it). Thread-safe enough:
+    a lost update only costs a recount."""
+
+    def __init__(self, ttl_s: float = 600.0) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[tuple[str, int], float] = {}
+
+    def known(self, sku: str, qty: int) -> bool:
+        at = self._seen.get((sku, qty))
+        return at is not None and time.monotonic() - at < self.ttl_s
+
+    def add(self, sku: str, qty: int) -> None:
+        if len(self._seen) > 500_000:
+            self._seen.clear()
+        self._seen[(sku, qty)] = time.monotonic()
+
+
+def _holder_counts(conn: Connection, s: _Search, common: CommonSkus | None) -> dict[str, int]:
     """How many stores hold each SKU in the quantity asked, counted up to ``holder_limit``
     (one statement; each count stops at the limit, reading the SKU index)."""
     cap = s.settings.holder_limit
-    cols = []
-    skus = sorted(s.want)
-    for i, sku in enumerate(skus):
+    out: dict[str, int] = {}
+    cols: list[Any] = []
+    skus: list[str] = []
+    for sku in sorted(s.want):
+        if common is not None and common.known(sku, s.want[sku]):
+            out[sku] = cap
+            continue
+        skus.append(sku)
         some = (
             select(literal(1).label("one"))
             .where(stock_on_hand.c.sku == sku, stock_on_hand.c.on_hand >= s.want[sku])
-            .order_by(stock_on_hand.c.store_id)  # walk the SKU index and stop at the cap
             .limit(cap)
             .subquery()
         )
-        cols.append(select(func.count()).select_from(some).scalar_subquery().label(f"n{i}"))
-    row = conn.execute(select(*cols)).one()
-    return {sku: int(row[i]) for i, sku in enumerate(skus)}
+        cols.append(select(func.count()).select_from(some).scalar_subquery().label(f"n{len(cols)}"))
+    if cols:
+        row = conn.execute(select(*cols)).one()
+        for i, sku in enumerate(skus):
+            out[sku] = int(row[i])
+            if common is not None and out[sku] >= cap:
+                common.add(sku, s.want[sku])
+    return out
 
 
 def _measure(

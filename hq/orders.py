@@ -60,7 +60,7 @@ from hq.db import (
     stores,
     utcnow,
 )
-from hq.dispatch import Need, OrderSettings, Plan, plan
+from hq.dispatch import CommonSkus, Need, OrderSettings, Plan, plan
 from hq.errors import HQError, Invalid, NotFound, Unauthorized
 from sync import protocol as p
 
@@ -486,6 +486,7 @@ class Tx:
         self.writer.flush()
 
 
+_common: dict[int, CommonSkus] = {}  # per database: SKUs held chain-wide (see CommonSkus)
 _SETTINGS_TTL_S = 5.0
 _settings_cache: dict[int, tuple[float, OrderSettings]] = {}
 
@@ -613,6 +614,7 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
         exclude=excluded,
         settings=tx.settings,
         now=tx.now,
+        common=_common.setdefault(id(tx.db), CommonSkus()),
     )
     epoch = int(o.epoch)
     if result.parts:
