@@ -234,3 +234,36 @@ async def test_hq_restored_behind_the_tills_cursor_is_followed_by_a_reset(
     assert report.ok and report.snapshots.keys() == {"prices"}
     assert till.catalogue() == hq.catalogue() and till.catalogue()["A0"][1] == 500
     await till.aclose()
+
+
+async def test_the_final_state_does_not_depend_on_the_tills_clock(tmp_path: Path) -> None:
+    """The same day with the till's clock right, a day behind and a day ahead: HQ ends with
+    the same stock, the same money and the same events; only the dates the till wrote on its
+    receipts differ. Nothing is ordered by the clock."""
+    outcomes = []
+    for n, skew in enumerate((timedelta(0), timedelta(hours=-24), timedelta(hours=26))):
+        where = tmp_path / f"run{n}"
+        where.mkdir()
+        hq = make_hq(where)
+        hq.seed(SKUS, price=500)
+        till = make_till(hq, where, skew=skew)
+        assert (await till.sync()).ok
+        till.sell(("A1", 2), ("A2", 1))
+        till.net.fail_next("ok", "drop_response")  # a lost answer in the middle
+        assert not (await till.sync()).ok
+        admin.set_price(hq.db, "A1", 650)
+        assert (await till.sync()).ok
+        till.sell(("A1", 1), pay="wallet")
+        till.sell(("A3", 4), pay="card")
+        assert (await till.sync()).ok
+        assert_exactly_once(hq, till)
+        outcomes.append(
+            (
+                hq.on_hand("S1"),
+                hq.payments_total("S1"),
+                [(s, st) for s, _, st in hq.event_seqs("S1", "till-1")],
+                till.catalogue(),
+            )
+        )
+        await till.aclose()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
