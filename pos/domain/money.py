@@ -5,18 +5,14 @@ with TypeError instead of converting it."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 from pos.domain.errors import MoneyError
-
-# digits, optionally a point and at most two decimals: "12", "12.5", "12.50", ".5" is refused
-_AMOUNT = re.compile(r"(\d{1,12})(?:\.(\d{0,2}))?")
-_RATE = re.compile(r"(\d{1,3})(?:\.(\d{0,2}))?")
+from sync.protocol import catalog_file
 
 _SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "GBP": "£", "JPY": "¥"}
 
-MAX_RATE_BP = 10_000  # 100 %
+MAX_RATE_BP = catalog_file.MAX_RATE_BP  # 100 %
 
 
 def _refuse_float(value: object, what: str) -> None:
@@ -29,48 +25,23 @@ def _refuse_float(value: object, what: str) -> None:
 def parse_amount(text: str | Decimal) -> int:
     """Read an amount in major units ("12.5" -> 1250 fen).
 
-    Accepts plain decimal text (or a Decimal, as JSON read with parse_float=Decimal gives), with at
-    most two decimals; refuses negatives, exponents, separators and anything else with MoneyError."""
-    if isinstance(text, float):
-        raise TypeError(f"amount must not be a float (got {text!r}); pass text like '12.50'")
-    if isinstance(text, Decimal):
-        if not text.is_finite():
-            raise MoneyError(f"not an amount: {text}")
-        text = format(text, "f")
-    if not isinstance(text, str):
-        raise TypeError(f"amount must be text, got {type(text).__name__}")
-    cleaned = text.strip()
-    match = _AMOUNT.fullmatch(cleaned)
-    if match is None:
-        if cleaned.startswith("-"):
-            raise MoneyError(f"amount must not be negative: {text!r}")
-        raise MoneyError(f"not an amount with at most 2 decimals: {text!r}")
-    return int(Decimal(cleaned) * 100)
+    Accepts plain decimal text (or a Decimal), with at most two decimals; refuses negatives,
+    exponents, separators and anything else with MoneyError, a float with TypeError. The rule is
+    the catalogue file's (sync.protocol.catalog_file.parse_amount), so a price typed at the till
+    reads as the same price in a file does."""
+    try:
+        return catalog_file.parse_amount(text)
+    except catalog_file.AmountError as exc:
+        raise MoneyError(str(exc)) from None
 
 
 def parse_tax_rate(text: str | int | Decimal) -> int:
-    """Read a tax rate given in percent ("13" -> 1300 basis points, "6.5" -> 650).
-
-    One rule everywhere: the number is a percentage between 0 and 100, at most two decimals."""
-    if isinstance(text, float):
-        raise TypeError(f"tax rate must not be a float (got {text!r})")
-    if isinstance(text, bool):
-        raise TypeError("tax rate must not be a bool")
-    if isinstance(text, int):
-        text = str(text)
-    elif isinstance(text, Decimal):
-        if not text.is_finite():
-            raise MoneyError(f"not a tax rate: {text}")
-        text = format(text, "f")
-    if not isinstance(text, str):
-        raise TypeError(f"tax rate must be text, got {type(text).__name__}")
-    cleaned = text.strip().removesuffix("%").strip()
-    if _RATE.fullmatch(cleaned) is None:
-        raise MoneyError(f"not a tax rate in percent (e.g. 13 or 6.5): {text!r}")
-    bp = int(Decimal(cleaned) * 100)
-    if bp > MAX_RATE_BP:
-        raise MoneyError(f"tax rate above 100%: {text!r}")
-    return bp
+    """Read a tax rate given in percent ("13" -> 1300 basis points, "6.5" -> 650): a percentage
+    between 0 and 100, at most two decimals (sync.protocol.catalog_file.parse_tax_rate)."""
+    try:
+        return catalog_file.parse_tax_rate(text)
+    except catalog_file.AmountError as exc:
+        raise MoneyError(str(exc)) from None
 
 
 def format_amount(minor: int, currency: str = "CNY") -> str:

@@ -3,7 +3,8 @@
 Bad rows are reported with their line number and skipped; good rows load. Into an empty
 catalogue (or when replacing it whole) the rows go through the bulk path: one transaction,
 indexes and the name index built once at the end. Into a catalogue that has products they are
-upserted row by row (an existing SKU is updated). The file format: catalog_parse.FORMAT_HELP.
+upserted row by row (an existing SKU is updated). The file format and the row checks:
+sync.protocol.catalog_file (shared with HQ's import).
 
 Big loads read and check the rows in a second process while this one writes them to SQLite:
 on a 2-core till that is what takes a 2-million-row load past 100,000 rows a second (the

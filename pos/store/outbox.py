@@ -13,7 +13,7 @@ from typing import Any
 
 from pos.store._conn import DbLike, connection
 from pos.store.errors import StoreNotInitialisedError
-from sync.protocol import canonical_json, payload_hash
+from sync.protocol.canonical import canonical_json, payload_hash
 
 STATES = ("pending", "acked", "rejected", "superseded")
 

@@ -1,58 +1,9 @@
-"""Messages exchanged by stores and HQ: no I/O, used by both ends.
+"""The message models of the sync API (pydantic), and its paths and limits.
 
-The event envelope and its hashing live here so that the store's outbox and HQ's ingest agree on
-the bytes a payload hash is taken over; every request, response, snapshot line and error body of
-the HTTP API under ``/sync/v1`` is a model here, so a client and HQ cannot drift apart.
-
-How a client drives HQ (every call carries ``Authorization: Bearer <device token>``; HQ takes the
-store and the device from the token, never from a body):
-
-``POST /sync/v1/push`` — body :class:`PushRequest`, answer :class:`PushResponse`.
-    Send pending outbox events in ``seq`` order, at most :data:`MAX_PUSH_BATCH` per request.
-    Each event gets one :class:`PushResult`:
-
-    * ``applied``: its effects are committed at HQ, in the same transaction that moved the
-      device's ``last_applied_seq``.
-    * ``duplicate``: HQ had already processed this ``seq`` with the same ``event_id`` and payload
-      hash; ``original_status``/``reason`` say how it went the first time (a re-push of a
-      quarantined event answers ``duplicate`` with ``original_status="rejected"``).
-    * ``rejected``: a business-rule failure; HQ quarantined the event with ``reason``
-      (``"<code>: <words>"``, codes in :data:`REJECT_REASONS`). It still counts as processed:
-      ``last_applied_seq`` moved past it and later events are not blocked. The one exception is
-      ``idempotency_mismatch`` on a ``seq`` HQ had already processed: that seq's original event
-      stays applied and nothing moves (it is a bug alert, never silently overwritten).
-    * ``superseded``: an order event under a stale epoch (its stock movements still apply).
-
-    Events after a gap (``seq > last_applied_seq + 1``) get no result and ``stopped_at_gap`` is
-    true: resend from ``last_applied_seq + 1``. A ``last_applied_seq`` lower than what the store
-    holds acknowledged means HQ was restored from a backup: rewind and re-push from there.
-
-``POST /sync/v1/pull`` — body :class:`PullRequest`, answer :class:`PullResponse`.
-    One :class:`StreamPage` per asked stream. Apply a page's changes and its ``cursor`` in one
-    local transaction. A page never ends inside an HQ transaction. ``has_more`` asks for another
-    pull. A page with ``reset`` set carries no changes: fetch that stream's snapshot, replace
-    that stream's local rows, and continue from the snapshot's cursor (other streams and the
-    outbox are untouched).
-
-``GET /sync/v1/snapshot/{stream}[?after=KEY]`` — NDJSON (``application/x-ndjson``).
-    First line ``{"snapshot": SnapshotHeader}``, then one ``{"key": ..., "row": {...}}`` per row
-    in key order, last line ``{"end": SnapshotEnd}``. A body without the end line was cut:
-    resume with ``?after=<last key received>`` and keep the cursor of the FIRST header (rows
-    after the resume point may be newer; replaying the changes from the older cursor is
-    idempotent and converges).
-
-``GET /sync/v1/reconciliation?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
-    :class:`ReconciliationResponse`: HQ's view of the calling store for end of day.
-
-``POST /sync/v1/reconciliation`` — body :class:`EodReport`, answer :class:`EodReceipt`: the
-    store's conclusion (verified or the counts of differences), shown by ``hq report``.
-
-``GET /sync/v1/status`` — :class:`DeviceStatus` (``last_applied_seq`` and heads, no writes).
-
-Every failure of a whole request is one JSON shape, :class:`ErrorBody`, with a code from
-:data:`ERROR_CODES`; 503 (and 429) mean "retry later with backoff", any other 4xx means the
-request itself is wrong and resending it unchanged will fail again.
-"""
+Import them from :mod:`sync.protocol`, which loads this module on first use (its docstring says
+how a client drives HQ with them). Kept apart from :mod:`sync.protocol.canonical` and
+:mod:`sync.protocol.catalog_file` so that the till's journal and the catalogue rules load without
+pydantic."""
 
 from __future__ import annotations
 
@@ -72,6 +23,8 @@ from pydantic import (
     StrictInt,
     model_validator,
 )
+
+from sync.protocol.canonical import payload_hash
 
 PROTOCOL_VERSION = 1
 API_PREFIX = "/sync/v1"
@@ -96,44 +49,6 @@ Stream = Literal["catalog", "prices", "config", "orders"]
 EVENTS_PATH = f"{API_PREFIX}/events"
 """Server-sent events (``GET``): ``event: orders`` whenever the calling store's orders stream
 changed. A wake-up only: the store then pulls; pull alone stays correct when SSE fails."""
-
-# ---------------------------------------------------------------------------------------------
-# canonical JSON and the payload hash
-
-
-def canonical_json(value: Any, *, check_floats: bool = True) -> str:
-    """One spelling per value: sorted keys, no spaces, UTF-8 kept as is.
-
-    Floats are refused (TypeError): money and quantities are integers everywhere, and a float
-    has more than one spelling. A receiver re-hashing a payload it parsed from JSON may skip the
-    walk that looks for them (``check_floats=False``) and refuse floats where its typed models
-    read the payload."""
-    if check_floats:
-        _refuse_floats(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_refuse
-    )
-
-
-def _refuse_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError("not allowed in an event payload: float")
-    if isinstance(value, dict):
-        for item in value.values():
-            _refuse_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_floats(item)
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"not allowed in an event payload: {type(value).__name__}")
-
-
-def payload_hash(payload: Any) -> str:
-    """sha256 (hex) of the canonical JSON of a payload."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-
 
 # ---------------------------------------------------------------------------------------------
 # shared bits
