@@ -175,36 +175,41 @@ def plan(
 
 
 class CommonSkus:
-    """SKUs seen held by at least ``holder_limit`` stores, remembered for ``ttl_s``: counting
-    the holders of a popular SKU reads that many rows, and a SKU carried chain-wide stays so
-    for longer than minutes. Rare counts are never remembered (they are cheap to read again,
-    and a SKU nobody had must be found as soon as a store receives it). Thread-safe enough:
-    a lost update only costs a recount."""
+    """How many stores hold a SKU, remembered for ``ttl_s`` as "at least ``holder_limit``"
+    or "some": counting the holders reads that many rows, and a SKU's spread over the chain
+    changes over days, not minutes. Only the rare/common choice is remembered; the holders of
+    a rare SKU are always read fresh, and "nobody" is never remembered (a SKU nobody had must
+    be found as soon as a store receives it). A lost update only costs a recount."""
 
     def __init__(self, ttl_s: float = 600.0) -> None:
         self.ttl_s = ttl_s
-        self._seen: dict[tuple[str, int], float] = {}
+        self._seen: dict[tuple[str, int], tuple[float, int]] = {}
 
-    def known(self, sku: str, qty: int) -> bool:
-        at = self._seen.get((sku, qty))
-        return at is not None and time.monotonic() - at < self.ttl_s
+    def get(self, sku: str, qty: int) -> int | None:
+        hit = self._seen.get((sku, qty))
+        if hit is None or time.monotonic() - hit[0] >= self.ttl_s:
+            return None
+        return hit[1]
 
-    def add(self, sku: str, qty: int) -> None:
+    def put(self, sku: str, qty: int, count: int) -> None:
+        if count <= 0:
+            return
         if len(self._seen) > 500_000:
             self._seen.clear()
-        self._seen[(sku, qty)] = time.monotonic()
+        self._seen[(sku, qty)] = (time.monotonic(), count)
 
 
 def _holder_counts(conn: Connection, s: _Search, common: CommonSkus | None) -> dict[str, int]:
     """How many stores hold each SKU in the quantity asked, counted up to ``holder_limit``
-    (one statement; each count stops at the limit, reading the SKU index)."""
+    (one statement for the SKUs not remembered; each count stops at the limit)."""
     cap = s.settings.holder_limit
     out: dict[str, int] = {}
     cols: list[Any] = []
     skus: list[str] = []
     for sku in sorted(s.want):
-        if common is not None and common.known(sku, s.want[sku]):
-            out[sku] = cap
+        known = None if common is None else common.get(sku, s.want[sku])
+        if known is not None:
+            out[sku] = known
             continue
         skus.append(sku)
         some = (
@@ -218,8 +223,8 @@ def _holder_counts(conn: Connection, s: _Search, common: CommonSkus | None) -> d
         row = conn.execute(select(*cols)).one()
         for i, sku in enumerate(skus):
             out[sku] = int(row[i])
-            if common is not None and out[sku] >= cap:
-                common.add(sku, s.want[sku])
+            if common is not None:
+                common.put(sku, s.want[sku], min(out[sku], cap))
     return out
 
 
@@ -248,7 +253,9 @@ def _measure(
             holders.c.store_id,
             coord(stores.c.lat).label("lat"),
             coord(stores.c.lon).label("lon"),
-        ).subquery("located")
+        ).cte("located")
+        # computed once, not again for the sort and for the output
+        src = src.prefix_with("MATERIALIZED")
     cand = select(src.c.store_id, src.c.lat, src.c.lon)
     if where is not None:
         cand = cand.where(where)
