@@ -433,8 +433,14 @@ class OrderService:
                 raise OrderError("Answer HQ's cancel request: agree or refuse.")
             store_orders.close_task(conn, task_id, now)
             order = store_orders.get(conn, found.order_id)
-            gone = order is None or order.stage not in rules.ACTIVE or order.epoch != found.epoch
-            if gone:
+            # HQ hears of it only when the assignment was taken from the store (or the store
+            # agreed to cancel): goods put back from a live or completed one change nothing
+            taken = (
+                order is None
+                or order.epoch != found.epoch
+                or order.stage in ("revoked", "cancelled")
+            )
+            if taken:
                 _, event_id = outbox.append(
                     conn,
                     p.ORDER_RETURNED_TO_SHELF,
