@@ -405,3 +405,27 @@ def hq_orders_list(chain: Chain) -> list[dict[str, str]]:
         {"order_id": r.order_id, "platform_order_id": r.platform_order_id}
         for r in chain.hq.rows(select(orders_table.c.order_id, orders_table.c.platform_order_id))
     ]
+
+
+async def test_a_part_merged_into_a_new_epoch_replaces_the_stores_older_one(
+    chain: Chain,
+) -> None:
+    await stocked(chain, [("A", 5), ("B", 1)], [("B", 5)])
+    first = await chain.order([("B", 1)])  # takes S1's only B
+    assert chain.live(first["order_id"]) == [("S1", 1, "assigned")]
+    oid = (await chain.order([("A", 1), ("B", 1)]))["order_id"]
+    assert sorted(chain.live(oid)) == [("S1", 1, "assigned"), ("S2", 1, "assigned")]
+    await chain.sync()
+    # the platform calls the first order off: S1's B is free again
+    hq_orders.reassign(chain.hq.db, first["order_id"], now=chain.hq.clock(), cancel=True)
+    chain.s2.orders.reject(oid, "damaged")
+    await chain.sync()
+    s1 = chain.s1.orders.get(oid)
+    assert [(a, e) for a, e, _ in chain.live(oid)] == [("S1", s1.epoch)]
+    assert s1.epoch > 1 and s1.stage == "new"
+    assert sorted((ln.sku, ln.qty) for ln in s1.lines) == [("A", 1), ("B", 1)]
+    assert store_orders.open_tasks(chain.s1.till.store) == []
+    chain.s1.orders.accept(oid)
+    await chain.sync("S1")
+    assert chain.live(oid) == [("S1", s1.epoch, "accepted")]
+    assert store_orders.held(chain.s1.till.store, "B") == 1
