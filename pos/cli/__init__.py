@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "scan": "pos.cli.scan:scan",
     "sync": "pos.cli.sync:sync",
     "eod": "pos.cli.sync:eod",
+    "orders": "pos.cli.orders:orders",
     "selftest-sell": "pos.cli.sync:selftest_sell",  # hidden: crash tests ring up sales with it
 }
 
