@@ -29,11 +29,13 @@ from sqlalchemy import select, update
 
 from hq import orders as hq_orders
 from hq.db import assignment_lines, assignments, order_incidents, order_lines, stores
+from hq.errors import HQError
 from pos.domain.errors import DomainError
 from pos.domain.orders import HOLDING
 from pos.services.orders import OrderService
 from pos.store import orders as store_orders
 from pos.store import stock
+from sync.protocol import OrderAddress, OrderCustomer
 from tests.sync.support import ean_of
 from tests.sync.test_machine import EXAMPLES, SKUS, STEPS, TILLS, SyncMachine, skus
 
@@ -105,7 +107,7 @@ class OrderMachine(SyncMachine):
             hq_orders.IntakeDelivery(type="pickup", store_id=store)
             if kind == "pickup"
             else hq_orders.IntakeDelivery(
-                type="delivery", address={"text": "x", "lat": lat, "lon": lon}
+                type="delivery", address=OrderAddress(text="x", lat=lat, lon=lon)
             )
         )
         self.placed += 1
@@ -113,9 +115,9 @@ class OrderMachine(SyncMachine):
             platform_order_id=f"M-{self.placed}",
             lines=lines,
             delivery=delivery,
-            customer={"name": "c", "phone": "1"},
+            customer=OrderCustomer(name="c", phone="1"),
         )
-        with contextlib.suppress(hq_orders.HQError):  # a product retired at HQ
+        with contextlib.suppress(HQError):  # a product retired at HQ
             order_id, _ = hq_orders.submit(self.hq.db, self.platform, intake, now=self.hq.clock())
             self.order_ids.append(order_id)
             event(f"new order: {hq_orders.view(self.hq.db, order_id)['state']}")
@@ -301,5 +303,5 @@ OrderMachine.TestCase.settings = settings(
 
 
 @pytest.mark.slow
-class TestOrderMachine(OrderMachine.TestCase):  # type: ignore[misc,name-defined]
+class TestOrderMachine(OrderMachine.TestCase):  # type: ignore[misc,name-defined,valid-type]
     pass
