@@ -404,8 +404,15 @@ class OrderService:
         now = self._now()
         with self.store.transaction() as conn:
             order = self._load(conn, order_id)
-            if order.assignment != "cancel_requested":
-                raise OrderStateError("HQ has not asked to cancel this order.")
+            asked = [
+                t
+                for t in store_orders.open_tasks(conn, order_id)
+                if t.kind == "answer_cancel" and t.epoch == order.epoch
+            ]
+            if order.assignment != "cancel_requested" or not asked:
+                raise OrderStateError(
+                    "HQ has not asked to cancel this order (or it was answered already)."
+                )
             if agree:
                 stage = rules.advance(order.stage, "cancel_accept")
                 store_orders.void_holds(conn, order_id, now)

@@ -640,6 +640,7 @@ def apply_change(
             return "revoked"
         return "ignored"
     r = OrderRow.model_validate(dict(row))
+    was = None if cur is None or cur.epoch != r.epoch else cur.assignment
     if cur is None:
         _insert(conn, r, now)
         what = "new"
@@ -657,7 +658,7 @@ def apply_change(
         what = "updated"
     order = get(conn, key)
     assert order is not None
-    return _follow(conn, order, r.assignment, now) or what
+    return _follow(conn, order, r.assignment, was, now) or what
 
 
 def _insert(conn: sqlite3.Connection, r: OrderRow, now: datetime) -> None:
@@ -751,17 +752,25 @@ def _same_epoch(conn: sqlite3.Connection, cur: StoredOrder, r: OrderRow, now: da
         )
 
 
-def _follow(conn: sqlite3.Connection, order: StoredOrder, assignment: str, now: datetime) -> str:
-    """Do what HQ's assignment state asks of the store's progress."""
+def _follow(
+    conn: sqlite3.Connection, order: StoredOrder, assignment: str, was: str | None, now: datetime
+) -> str:
+    """Do what HQ's assignment state asks of the store's progress. ``was``: HQ's state in the
+    store's previous row of this epoch (a cancel request is a new question only when the row
+    turns to it; the same row again, e.g. in a snapshot, asks nothing new)."""
     if assignment == "accepted" and order.stage == "new":
         # another till of this store accepted it: hold the stock here too
         set_stage(conn, order, advance(order.stage, "accepted_elsewhere"), now)
         make_holds(conn, order, now)
         return "accepted"
     if assignment == "cancel_requested":
-        if order.stage in ACTIVE and not any(
-            t.kind == "answer_cancel" and t.epoch == order.epoch
-            for t in open_tasks(conn, order.order_id)
+        if (
+            was != "cancel_requested"
+            and order.stage in ACTIVE
+            and not any(
+                t.kind == "answer_cancel" and t.epoch == order.epoch
+                for t in open_tasks(conn, order.order_id)
+            )
         ):
             add_task(conn, order.order_id, order.epoch, "answer_cancel", {}, now)
             return "cancel_requested"

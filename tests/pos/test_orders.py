@@ -406,8 +406,14 @@ def test_cancel_request_is_answered_by_the_staff(store: Store, picked: OrderServ
     orders.answer_cancel("ORD-1", agree=False, reason="already packed")
     assert events(store)[-1]["type"] == p.ORDER_CANCEL_REFUSED
     assert store_orders.open_tasks(store) == [] and orders.get("ORD-1").stage == "picked"
+    # answered once: not again before HQ asks again (HQ would refuse a second answer)
+    with pytest.raises(OrderStateError, match="answered already"):
+        orders.answer_cancel("ORD-1", agree=True)
+    pull(store, order_row(assignment="cancel_requested"))  # the same row again (a snapshot)
+    assert store_orders.open_tasks(store) == []
 
-    pull(store, order_row(assignment="cancel_requested"))
+    pull(store, order_row(assignment="accepted"))  # HQ took the refusal ...
+    pull(store, order_row(assignment="cancel_requested"))  # ... and asks again
     orders.answer_cancel("ORD-1", agree=True)
     assert events(store)[-1] == {
         "type": p.ORDER_CANCEL_ACCEPTED,
