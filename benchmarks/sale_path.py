@@ -336,8 +336,9 @@ async def _scan_to_render(db_path: Path, codes: list[str]) -> list[float]:
         changed = asyncio.Event()
         screen.watch(screen, "cart", lambda _cart: changed.set(), init=False)
         # start-up settled (scanner loaded, heap frozen); other workers (sync) run on
-        settle = [worker for worker in app.workers if worker.name == "settle"]
-        await app.workers.wait_for_complete(settle)
+        deadline = time.perf_counter() + 60
+        while not app.settled and time.perf_counter() < deadline:
+            await pilot.pause(0.05)
         await pilot.pause()
         for i, code in enumerate(codes):
             if i and i % RENDER_LINES_PER_SALE == 0:

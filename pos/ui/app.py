@@ -97,6 +97,7 @@ class PosApp(App[int]):
         self._field_head_at = 0.0
         self.sale_screen: SaleScreen | None = None
         self.camera_on = False
+        self.settled = False  # start-up work done (scanner loaded, heap frozen)
         self.sync_link: SyncLink | None = None
 
     # -- start and stop -------------------------------------------------------------------------
@@ -141,7 +142,11 @@ class PosApp(App[int]):
         warm_up()
         if self.is_running:
             with contextlib.suppress(RuntimeError):  # the till closed meanwhile
-                self.call_from_thread(freeze_startup_heap)
+                self.call_from_thread(self._settled)
+
+    def _settled(self) -> None:
+        freeze_startup_heap()
+        self.settled = True
 
     def on_unmount(self) -> None:
         from pos.ui.orders_screen import stop_wakeups
