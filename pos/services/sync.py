@@ -199,6 +199,7 @@ class SyncWorker:
         self._async_wake: asyncio.Event | None = None
         self._jobs: queue.SimpleQueue[tuple[Job[Any], Future[Any]]] = queue.SimpleQueue()
         self.rounds = 0
+        self.engine: SyncEngine | None = None  # the current one (its client counts requests)
         self.last_report: SyncReport | None = None
         self.status = SyncStatus(configured=False)
 
@@ -276,6 +277,7 @@ class SyncWorker:
                         config=self.config,
                         retry=self.retry,
                     )
+                    self.engine = engine
                 await self._run_jobs(engine, conn)
                 if self._stop.is_set():
                     break

@@ -19,9 +19,11 @@ These tables belong to sync and are created here by their own numbered migration
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,9 +171,30 @@ class SqliteSyncState:
         till only the differences are written."""
         self.conn = connection(db)
         self.exclusive = exclusive
+        self.timings: dict[str, float] = {}  # of the last snapshot load, by phase
         self.spool_dir = Path(spool_dir)
         ensure_schema(self.conn)
         self.conn.create_function("pos_lookup_key", 1, lookup_key, deterministic=True)
+
+    @contextlib.contextmanager
+    def _bookkeeping(self) -> Iterator[sqlite3.Connection]:
+        """A transaction of the engine's own bookkeeping (HQ's answers, cursors with their
+        pages, the last contact): committed without waiting for the disk (synchronous=NORMAL
+        in WAL mode), so it holds the write lock for as short as possible and a sale never
+        waits behind an fsync of sync's. A power cut may undo it, which is safe: the
+        database stays consistent, an answer lost is asked again (HQ answers "duplicate"),
+        a page lost is pulled again. The till's own commits still wait for the disk, and
+        each of them makes everything before it durable. Events are never created here."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with atomic(conn):
+                yield conn
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
 
     # ==========================================================================================
     # outbox
@@ -246,7 +269,7 @@ class SqliteSyncState:
                 (state, json.dumps(result, ensure_ascii=False), at, r.seq, str(r.event_id))
             )
         missing: tuple[int, int] | None = None
-        with atomic(self.conn) as conn:
+        with self._bookkeeping() as conn:
             if updates:
                 conn.executemany(
                     "UPDATE outbox SET state = ?, hq_result = ?, acked_at = ?"
@@ -285,7 +308,7 @@ class SqliteSyncState:
     def record_failure(self, seqs: Sequence[int], now: datetime, next_attempt_at: datetime) -> None:
         if not seqs:
             return
-        with atomic(self.conn) as conn:
+        with self._bookkeeping() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?"
                 " WHERE seq BETWEEN ? AND ? AND state = 'pending'",
@@ -336,7 +359,7 @@ class SqliteSyncState:
         total = 0
         cutoff = _iso(acked_before)
         while True:
-            with atomic(self.conn) as conn:
+            with self._bookkeeping() as conn:
                 n = conn.execute(
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
                     " WHERE state IN ('acked', 'superseded') AND acked_at < ?"
@@ -360,7 +383,7 @@ class SqliteSyncState:
         if not pages:
             return 0
         applied = 0
-        with atomic(self.conn) as conn:
+        with self._bookkeeping() as conn:
             for page in pages:
                 row = conn.execute(
                     "SELECT cursor FROM sync_cursor WHERE stream = ?", (page.stream,)
@@ -492,7 +515,7 @@ class SqliteSyncState:
         if "catalog" in spools or "prices" in spools:
             counts.update(self._load_catalog(spools, headers, progress))
         else:
-            with atomic(self.conn) as conn:
+            with self._bookkeeping() as conn:
                 self._load_rest(conn, spools, headers, counts)
         for path in spools.values():
             path.unlink(missing_ok=True)
@@ -540,6 +563,14 @@ class SqliteSyncState:
             Path(f"{stage}{suffix}").unlink(missing_ok=True)
         conn.execute("ATTACH DATABASE ? AS stage", (str(stage),))
         counts: dict[str, int] = {}
+        self.timings = {}
+        last = [time.perf_counter()]
+
+        def mark(phase: str) -> None:
+            now = time.perf_counter()
+            self.timings[phase] = round(now - last[0], 3)
+            last[0] = now
+
         try:
             conn.execute("PRAGMA stage.journal_mode = OFF")
             conn.execute("PRAGMA stage.synchronous = OFF")
@@ -595,18 +626,28 @@ class SqliteSyncState:
                         " FROM main.sync_pending_price"
                     )
                 conn.execute("COMMIT")
+                mark("stage_s")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            diff = self._diff(conn)
-            if not (self.exclusive and diff.size > BULK_THRESHOLD):
-                # few differences, or the till is running beside us: write only what changed,
+            staged = int(conn.execute("SELECT count(*) FROM stage.cat").fetchone()[0])
+            if not (self.exclusive and staged > BULK_THRESHOLD):
+                # a small catalogue, or the till is running beside us: write only what changed,
                 # through the same appliers as a page, in one short transaction
-                with atomic(conn):
+                diff = self._diff(conn)
+                with self._bookkeeping():
                     diff.apply(self)
                     self._load_rest(conn, spools, headers, counts)
                 return counts
+            # the file is ours and the catalogue is big: rewrite it whole, indexes after
+            conn.execute(
+                "CREATE TABLE stage.bc AS SELECT pos_lookup_key(j.value) AS code,"
+                " c.sku AS sku, trim(j.value) AS raw"
+                " FROM stage.cat c JOIN stage.price p ON p.sku = c.sku,"
+                " json_each(coalesce(c.barcodes, '[]')) j"
+            )
+            mark("keys_s")
             with BulkLoad(conn, replace=True) as load:
                 c = load.conn
                 c.execute(
@@ -615,12 +656,8 @@ class SqliteSyncState:
                     " FROM stage.cat c JOIN stage.price p ON p.sku = c.sku"
                 )
                 c.execute(
-                    "INSERT INTO main.barcodes (code, sku, raw)"
-                    " SELECT code, min(sku), min(raw) FROM ("
-                    "  SELECT pos_lookup_key(j.value) AS code, c.sku AS sku, trim(j.value) AS raw"
-                    "  FROM stage.cat c JOIN stage.price p ON p.sku = c.sku,"
-                    "  json_each(coalesce(c.barcodes, '[]')) j"
-                    " ) GROUP BY code"
+                    # keys are unique: HQ's snapshot lists its own barcode table, keyed alike
+                    "INSERT INTO main.barcodes (code, sku, raw) SELECT code, sku, raw FROM stage.bc"
                 )
                 c.execute("DELETE FROM main.sync_pending_catalog")
                 c.execute(
@@ -637,6 +674,8 @@ class SqliteSyncState:
                     " WHERE NOT EXISTS (SELECT 1 FROM stage.cat c WHERE c.sku = p.sku)"
                 )
                 self._load_rest(c, spools, headers, counts)
+                mark("insert_s")
+            mark("indexes_s")  # the bulk loader's exit: indexes, name index, commit
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -723,7 +762,7 @@ class SqliteSyncState:
             else before.clock_offset_s,
             "last_error": None if ok else error,
         }
-        with atomic(self.conn) as conn:
+        with self._bookkeeping() as conn:
             _meta_set(conn, "contact", json.dumps(value))
 
     def contact(self) -> Contact:
@@ -742,7 +781,7 @@ class SqliteSyncState:
 
 # -- helpers --------------------------------------------------------------------------------------
 
-BULK_THRESHOLD = 20_000  # more differences than this: the bulk loader (when the file is ours)
+BULK_THRESHOLD = 20_000  # a bigger snapshot is bulk-loaded (when the file is ours)
 
 
 @dataclass(frozen=True)
