@@ -352,7 +352,7 @@ class OrdersScreen(Screen[None]):
         self.query_one("#orders-title", Static).update(
             f"Online orders: {waiting} to answer, "
             f"{sum(1 for o in self.orders if o.stage in ('accepted', 'picked', 'ready'))} in "
-            "progress. A accept, R reject, P pick, K ready, S ship, H hand over, Esc back"
+            "progress (keys below; a scanned pickup QR opens the handover)"
         )
         troubled = list(inbox.troubled)
         self.query_one("#troubled-title", Label).update(
