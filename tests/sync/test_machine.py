@@ -9,7 +9,7 @@ After every step the invariants of DESIGN.md that must hold at all times are che
 end the faults stop, every till syncs until nothing is pending, and the rest are checked:
 nothing lost, nothing doubled, stock conserved, HQ-owned data equal, outbox drained.
 
-Runs ``SYNC_MACHINE_EXAMPLES`` examples (default 12) of up to ``SYNC_MACHINE_STEPS`` steps
+Runs ``SYNC_MACHINE_EXAMPLES`` examples (default 40) of up to ``SYNC_MACHINE_STEPS`` steps
 (default 30): about a minute. Raise them for a longer hunt."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from tests.sync.support import HQ, Till, half_written_sales, make_hq, make_till
 
 SKUS = [f"P{i}" for i in range(6)]
 TILLS = (("S1", "till-1"), ("S1", "till-2"), ("S2", "till-1"))
-EXAMPLES = int(os.environ.get("SYNC_MACHINE_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("SYNC_MACHINE_EXAMPLES", "40"))
 STEPS = int(os.environ.get("SYNC_MACHINE_STEPS", "30"))
 
 till_ix = st.integers(0, len(TILLS) - 1)
