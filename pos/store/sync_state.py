@@ -69,6 +69,7 @@ SYNC_MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SYNC_SCHEMA_VERSION = len(SYNC_MIGRATIONS)
 ADOPT_PER_EVENT = 500  # stock movements per stock.adjusted event
+ADOPT_WINDOW = 20_000  # ledger positions looked at per transaction
 CURRENCY = "CNY"
 
 
@@ -202,36 +203,40 @@ class SqliteSyncState:
     def before_push(self, now: datetime) -> int:
         """Give every stock movement that no event carries yet (initial stock of a catalogue
         import, ...) a ``stock.adjusted`` event, so HQ's ledger gets every movement of this
-        till and on-hand agrees at the end of the day. Sales carry their own movements."""
+        till and on-hand agrees at the end of the day. Sales carry their own movements.
+
+        The ledger is walked by position in windows, one short transaction each (events are
+        created here, so each commits with synchronous=FULL): two million movements of an
+        import never hold the file long enough to make a sale wait."""
         conn = self.conn
-        mark = int(_meta_get(conn, "ledger_mark") or 0)
-        top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
-        if top <= mark:
-            return 0
         added = 0
-        with atomic(conn):
+        while True:
+            mark = int(_meta_get(conn, "ledger_mark") or 0)
             top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
-            rows = conn.execute(
-                "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
-                " WHERE pos > ? AND ref_event_id IS NULL ORDER BY pos",
-                (mark,),
-            ).fetchall()
-            for i in range(0, len(rows), ADOPT_PER_EVENT):
-                chunk = rows[i : i + ADOPT_PER_EVENT]
-                payload = {
-                    "movements": [
-                        {"movement_id": mid, "sku": sku, "delta": delta, "reason": reason}
-                        for _, mid, sku, delta, reason in chunk
-                    ]
-                }
-                _, event_id = outbox.append(conn, "stock.adjusted", payload, now)
-                conn.executemany(
-                    "UPDATE stock_ledger SET ref_event_id = ? WHERE pos = ?",
-                    [(event_id, r[0]) for r in chunk],
-                )
-                added += 1
-            _meta_set(conn, "ledger_mark", str(top))
-        return added
+            if top <= mark:
+                return added
+            with atomic(conn):
+                end = min(top, mark + ADOPT_WINDOW)
+                rows = conn.execute(
+                    "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
+                    " WHERE pos > ? AND pos <= ? AND ref_event_id IS NULL ORDER BY pos",
+                    (mark, end),
+                ).fetchall()
+                for i in range(0, len(rows), ADOPT_PER_EVENT):
+                    chunk = rows[i : i + ADOPT_PER_EVENT]
+                    payload = {
+                        "movements": [
+                            {"movement_id": mid, "sku": sku, "delta": delta, "reason": reason}
+                            for _, mid, sku, delta, reason in chunk
+                        ]
+                    }
+                    _, event_id = outbox.append(conn, "stock.adjusted", payload, now)
+                    conn.executemany(
+                        "UPDATE stock_ledger SET ref_event_id = ? WHERE pos = ?",
+                        [(event_id, r[0]) for r in chunk],
+                    )
+                    added += 1
+                _meta_set(conn, "ledger_mark", str(end))
 
     def pending_batch(self, limit: int, max_bytes: int) -> list[PendingEvent]:
         rows = self.conn.execute(

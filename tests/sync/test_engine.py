@@ -163,3 +163,28 @@ async def test_a_big_snapshot_goes_through_the_bulk_loader_with_the_same_result(
     sale = till.sell(("A7", 1))
     assert (await till.sync()).ok and hq.sale_ids("S1") == [sale.sale_id]
     await till.aclose()
+
+
+async def test_a_big_import_is_told_to_hq_in_short_steps(tmp_path: Path, monkeypatch) -> None:
+    from pos.store import stock, sync_state
+
+    monkeypatch.setattr(sync_state, "ADOPT_WINDOW", 7)  # a window of 7 ledger positions
+    hq = hq_with_catalogue(tmp_path)
+    till = make_till(hq, tmp_path)
+    await till.sync()
+    with till.store.transaction() as conn:
+        stock.record(
+            conn,
+            [
+                stock.Movement(f"A{i % 5}", 3, "initial", till.clock().isoformat())
+                for i in range(30)
+            ],
+        )
+    till.sell(("A2", 2))  # a sale in between: its movements already have their event
+    with till.store.transaction() as conn:
+        stock.record(conn, [stock.Movement("A4", 9, "receipt", till.clock().isoformat())])
+
+    assert (await till.sync()).ok
+    assert hq.on_hand("S1") == till.on_hand() == {"A0": 18, "A1": 18, "A2": 16, "A3": 18, "A4": 27}
+    assert hq.ledger_sums("S1") == till.ledger_sums()
+    await till.aclose()
