@@ -50,11 +50,12 @@ def explain(exc: Exception) -> str:
 class SaleScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "pay", "Pay"),
-        Binding("f3", "search", "Find by name"),
-        Binding("f7", "deliver", "Order for delivery"),
+        # short labels: the footer has 80 columns at the smallest till screen
+        Binding("f3", "search", "Find"),
+        Binding("f7", "deliver", "Deliver"),
         Binding("plus", "qty(1)", "Qty+1", key_display="+", priority=True),
         Binding("minus", "qty(-1)", "Qty-1", key_display="-", priority=True),
-        Binding("delete", "remove_line", "Remove line", key_display="Del"),
+        Binding("delete", "remove_line", "Remove", key_display="Del"),
         Binding("escape", "abandon", "Cancel sale", key_display="Esc"),
         Binding("up", "cursor(-1)", "Previous line", show=False),
         Binding("down", "cursor(1)", "Next line", show=False),
@@ -83,6 +84,7 @@ class SaleScreen(Screen[None]):
         self.timezone = timezone
         self.currency = currency
         self._selected: str | None = None
+        self._field_empty = True
         self._out_of_stock: Product | None = None  # the last item found with none available
 
     # -- layout ---------------------------------------------------------------------------------
@@ -133,6 +135,13 @@ class SaleScreen(Screen[None]):
         self.scan_field.clear()
         if text:  # bubbles up to the app, which routes every scan
             self.post_message(ScanReceived(text, self.scan_field.entry_source))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # +, - and Del mean "edit the cart" only while the scan field is empty (check_action):
+        # the footer is told when that changes
+        if event.input is self.scan_field and (not event.value) != self._field_empty:
+            self._field_empty = not event.value
+            self.refresh_bindings()
 
     def accept_scan(self, scan: ScanIntent) -> None:
         """A code arrived (typed, wedge or camera), already classified by the app."""
