@@ -758,11 +758,15 @@ def _follow(
     """Do what HQ's assignment state asks of the store's progress. ``was``: HQ's state in the
     store's previous row of this epoch (a cancel request is a new question only when the row
     turns to it; the same row again, e.g. in a snapshot, asks nothing new)."""
-    if assignment == "accepted" and order.stage == "new":
-        # another till of this store accepted it: hold the stock here too
+    if assignment in ("accepted", "cancel_requested") and order.stage == "new":
+        # another till of this store accepted it: hold the stock here too. HQ asks a cancel
+        # only of an accepted order, so a till that first hears of it in a cancel request
+        # (a snapshot, or both changes in one page) holds it as well, then gets the question.
         set_stage(conn, order, advance(order.stage, "accepted_elsewhere"), now)
         make_holds(conn, order, now)
-        return "accepted"
+        if assignment == "accepted":
+            return "accepted"
+        order = get(conn, order.order_id) or order
     if assignment == "cancel_requested":
         if (
             was != "cancel_requested"

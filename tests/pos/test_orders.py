@@ -449,6 +449,37 @@ def test_another_till_accepted_holds_here_too(store: Store, orders: OrderService
     assert store_orders.held(store, "SKU-WATER") == 0
 
 
+def test_a_till_that_first_hears_of_an_order_in_a_cancel_request_holds_it_too(
+    store: Store, orders: OrderService
+) -> None:
+    """The store's other till accepted and short-picked it, HQ then asked to cancel; this
+    till pulls only now and gets HQ's current row (a snapshot after compaction, or both
+    changes in one page): the goods are still the store's to keep, and the question is
+    asked here as at every till of the store."""
+    row = order_row(assignment="cancel_requested", lines=[("L1", "SKU-WATER", 1)])
+    assert pull(store, row) == "cancel_requested"
+    assert orders.get("ORD-1").stage == "accepted"
+    assert store_orders.held(store, "SKU-WATER") == 1
+    assert [t.kind for t in store_orders.open_tasks(store)] == ["answer_cancel"]
+    pull(store, row)  # the same row again asks nothing new
+    assert [t.kind for t in store_orders.open_tasks(store)] == ["answer_cancel"]
+    pull(store, order_row(assignment="completed", lines=[("L1", "SKU-WATER", 1)]))
+    assert orders.get("ORD-1").stage == "completed"
+    assert store_orders.held(store, "SKU-WATER") == 0
+    assert store_orders.open_tasks(store) == []
+
+
+def test_a_till_that_saw_the_order_new_and_then_a_cancel_request_holds_it(
+    store: Store, orders: OrderService
+) -> None:
+    pull(store, order_row())
+    assert store_orders.held(store, "SKU-WATER") == 0
+    assert pull(store, order_row(assignment="cancel_requested")) == "cancel_requested"
+    assert orders.get("ORD-1").stage == "accepted"
+    assert store_orders.held(store, "SKU-WATER") == 2
+    assert store_orders.held(store, "SKU-COLA") == 1
+
+
 def test_endless_aisle_request_is_queued_once(store: Store, orders: OrderService) -> None:
     with pytest.raises(OrderError, match="latitude and longitude"):
         orders.request_delivery(
