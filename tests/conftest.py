@@ -6,6 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The default run (CI, ./dev test) replays the same examples every time, so a green run here is a
+# green run there and a failure is reproducible. HYPOTHESIS_PROFILE=explore searches with fresh
+# random seeds (and a larger budget through each test's own knobs) to find new failures.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
