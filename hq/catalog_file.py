@@ -52,11 +52,7 @@ def read_catalog(path: Path) -> tuple[list[tuple[int, CatalogItem]], list[RowPro
     validator = Validator(report)
     items: list[tuple[int, CatalogItem]] = []
     try:
-        for rec in records:
-            row = validator.row(rec)
-            if row is None:
-                continue
-            sku, name, price, rate, keyed, _units = row
+        for line, sku, name, price, rate, keyed, _units in validator.rows(records):
             item = CatalogItem(
                 sku=sku,
                 name=name,
@@ -64,7 +60,7 @@ def read_catalog(path: Path) -> tuple[list[tuple[int, CatalogItem]], list[RowPro
                 barcodes=tuple(code for _key, code in keyed),
                 price=price,
             )
-            items.append((rec[0], item))
+            items.append((line, item))
     except FileFormatError as error:
         raise CatalogFileError(str(error)) from error
     return items, report.problems

@@ -13,6 +13,8 @@ halves need the interpreter)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import os
 import subprocess
@@ -33,6 +35,7 @@ from pos.services.catalog_parse import (
     Source,
     Validator,
     bulk_chunks,
+    chunk_rows,
     open_records,
     read_frame,
     source_spec,
@@ -56,6 +59,7 @@ Progress = Callable[[int, int], None]
 
 # below this many bytes of input a second process costs more than it saves
 PARALLEL_MIN_BYTES = 8_000_000
+PIPE_BYTES = 1 << 20  # the default most a user may ask for (/proc/sys/fs/pipe-max-size)
 
 
 def import_catalog(
@@ -122,12 +126,15 @@ def _bulk(
         cpu_started = time.process_time()
         with BulkLoad(store, replace=replace, one_movement_per_sku=True) as load:
             chunks = (
-                _chunks_from_process(source, report, prefix, occurred_at)
-                if parallel
-                else _chunks_here(source, report, prefix, occurred_at)
+                _chunks_from_process(source, report) if parallel else _chunks_here(source, report)
             )
+            movements = 0
             for chunk, done, total in chunks:
-                load.add(*chunk)
+                products, barcodes, ledger, stocked = chunk_rows(
+                    chunk, prefix, movements, occurred_at
+                )
+                movements += stocked
+                load.add(products, barcodes, ledger)
                 if progress is not None:
                     progress(done, total)
         report.loaded = load.rows
@@ -145,18 +152,14 @@ def _bulk(
         progress(size, size)
 
 
-def _chunks_here(
-    source: Source, report: ImportReport, prefix: str, occurred_at: str
-) -> Iterator[tuple[Chunk, int, int]]:
+def _chunks_here(source: Source, report: ImportReport) -> Iterator[tuple[Chunk, int, int]]:
     with open_records(source, report) as (records, position):
-        for chunk in bulk_chunks(records, Validator(report), prefix, occurred_at):
+        for chunk in bulk_chunks(records, Validator(report)):
             done, total = position()
             yield chunk, done, total
 
 
-def _chunks_from_process(
-    source: Source, report: ImportReport, prefix: str, occurred_at: str
-) -> Iterator[tuple[Chunk, int, int]]:
+def _chunks_from_process(source: Source, report: ImportReport) -> Iterator[tuple[Chunk, int, int]]:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
@@ -165,7 +168,7 @@ def _chunks_from_process(
             sys.executable,
             "-m",
             "pos.services.catalog_parse",
-            source_spec(source, prefix, occurred_at),
+            source_spec(source),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -173,6 +176,9 @@ def _chunks_from_process(
         env=env,
     )
     assert process.stdout is not None and process.stderr is not None
+    with contextlib.suppress(OSError, AttributeError):
+        # a bigger pipe: a chunk moves in a few writes instead of one per 64 KiB (Linux only)
+        fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     try:
         while True:
             frame = read_frame(process.stdout)
@@ -185,8 +191,8 @@ def _chunks_from_process(
                 )
             kind, payload = frame
             if kind == "rows":
-                products, barcodes, ledger, done, total = payload
-                yield (products, barcodes, ledger), done, total
+                chunk, done, total = payload
+                yield chunk, done, total
             elif kind == "end":
                 skipped, problems, unknown, reader_cpu = payload
                 report.timings["reader_cpu_s"] = reader_cpu
@@ -219,7 +225,7 @@ def _upsert(
         for n, rec in enumerate(records, start=1):
             row = validator.row(rec)
             if row is not None:
-                sku, name, price, rate, keyed, units = row
+                _line, sku, name, price, rate, keyed, units = row
                 existed = catalog.find_by_sku(conn, sku, active_only=False) is not None
                 catalog.upsert_products(
                     conn, [CatalogItem(sku, name, price, rate, tuple(raw for _, raw in keyed))]

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pos.domain.gtin import check_digit
 from pos.services.catalog_parse import RawRecord
 
 if TYPE_CHECKING:
@@ -62,10 +61,16 @@ _A = 387_420_489  # odd and not a multiple of 5: invertible mod 10^9
 _SECOND = 500_000_000  # second barcodes come from a disjoint half of the row-number space
 
 
+_DIGITS = "0123456789"
+
+
 def _ean(n: int, seed_offset: int) -> str:
     v = (n * _A + seed_offset) % _SPACE
     body = f"69{v % 10}{v:09d}"
-    return body + str(check_digit(body))
+    # the GS1 check digit from the ASCII sum (see sync.protocol.catalog_file): a 12-digit body's
+    # '0's weigh 48 * 24 = 1152 in it
+    ascii_ = body.encode()
+    return body + _DIGITS[(1152 - sum(ascii_) - 2 * sum(ascii_[1::2])) % 10]
 
 
 def demo_records(n: int, seed: int = DEMO_SEED) -> Iterator[RawRecord]:
@@ -74,17 +79,18 @@ def demo_records(n: int, seed: int = DEMO_SEED) -> Iterator[RawRecord]:
         raise ValueError(f"a demo catalogue has 0 to {MAX_DEMO_SKUS:,} SKUs, not {n:,}")
     rnd = random.Random(seed)
     offset = rnd.randrange(_SPACE)
-    brands, products, variants, sizes = _BRANDS, _PRODUCTS, _VARIANTS, _SIZES
-    nb, np_, nv, ns = len(brands), len(products), len(variants), len(sizes)
+    nb, np_, nv, ns = len(_BRANDS), len(_PRODUCTS), len(_VARIANTS), len(_SIZES)
+    # names are "brand product variant size" (no variant: "brand product size"), built from
+    # two precomputed halves
+    heads = [f"{brand} {product} " for brand in _BRANDS for product in _PRODUCTS]
+    tails = [f"{variant} {size}" if variant else size for variant in _VARIANTS for size in _SIZES]
     prices, rates = _PRICES, _RATES
     npr, nr = len(prices), len(rates)
+    stock_texts = [str(units) for units in range(200)]
     bits = rnd.getrandbits
     for i in range(n):
         r = bits(64)
-        name = (
-            f"{brands[r % nb]} {products[(r >> 8) % np_]} "
-            f"{variants[(r >> 16) % nv]} {sizes[(r >> 24) % ns]}"
-        ).replace("  ", " ")
+        name = heads[r % nb * np_ + (r >> 8) % np_] + tails[(r >> 16) % nv * ns + (r >> 24) % ns]
         shape = (r >> 32) % 100  # 0-4: no barcode, 5-12: two barcodes
         if shape < 5:
             codes = ""
@@ -92,7 +98,6 @@ def demo_records(n: int, seed: int = DEMO_SEED) -> Iterator[RawRecord]:
             codes = _ean(i, offset) + "|" + _ean(i + _SECOND, offset)
         else:
             codes = _ean(i, offset)
-        stock_units = (r >> 40) % 200 if (r >> 48) % 10 else 0
         yield (
             i + 2,  # the line it would have in a CSV file with a header
             f"D{i:07d}",
@@ -100,7 +105,7 @@ def demo_records(n: int, seed: int = DEMO_SEED) -> Iterator[RawRecord]:
             prices[(r >> 52) % npr],
             rates[(r >> 58) % nr],
             codes,
-            str(stock_units),
+            stock_texts[(r >> 40) % 200] if (r >> 48) % 10 else "0",
         )
 
 

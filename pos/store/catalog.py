@@ -285,24 +285,23 @@ class BulkLoad:
 
     def add(
         self,
-        products: Sequence[ProductRow],
-        barcodes: Sequence[BarcodeRow] = (),
-        ledger: Sequence[LedgerRow] = (),
+        products: Iterable[ProductRow],
+        barcodes: Iterable[BarcodeRow] = (),
+        ledger: Iterable[LedgerRow] = (),
     ) -> None:
+        """Insert rows; iterators do (a zip of columns costs no tuple per row)."""
         conn = self.conn
         started = time.perf_counter()
-        conn.executemany(
+        inserted = conn.executemany(
             "INSERT INTO products (sku, name, price, tax_rate_bp) VALUES (?, ?, ?, ?)", products
+        ).rowcount
+        conn.executemany("INSERT INTO barcodes (code, sku, raw) VALUES (?, ?, ?)", barcodes)
+        conn.executemany(
+            "INSERT INTO stock_ledger (movement_id, sku, delta, reason, occurred_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            ledger,
         )
-        if barcodes:
-            conn.executemany("INSERT INTO barcodes (code, sku, raw) VALUES (?, ?, ?)", barcodes)
-        if ledger:
-            conn.executemany(
-                "INSERT INTO stock_ledger (movement_id, sku, delta, reason, occurred_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                ledger,
-            )
-        self.rows += len(products)
+        self.rows += inserted
         self.timings["insert_s"] = self.timings.get("insert_s", 0.0) + time.perf_counter() - started
 
     def add_items(self, items: Iterable[CatalogItem]) -> None:

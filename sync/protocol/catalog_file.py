@@ -21,9 +21,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import islice
 from typing import Any, Literal
 
 FORMAT_HELP = """\
@@ -382,15 +384,82 @@ def _check_columns(names: list[str], report: ReadReport, line: int) -> None:
 
 # -- checking rows ------------------------------------------------------------------------------
 
-# sku, name, price (minor units), tax rate (basis points), [(barcode key, code as given)], units
-CheckedRow = tuple[str, str, int, int, list[tuple[str, str]], int]
+# line, sku, name, price (minor units), tax rate (basis points), [(barcode key, code as given)],
+# initial stock units
+CheckedRow = tuple[int, str, str, int, int, list[tuple[str, str]], int]
+
+
+@dataclass(slots=True)
+class CheckedRows:
+    """Checked rows by column: flat lists are what a bulk loader inserts from and what moves
+    cheaply between processes. Per product: line, sku, name, price, tax rate, initial stock
+    units; per barcode (in product order): key, sku, code as given."""
+
+    lines: list[int] = field(default_factory=list)
+    skus: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    prices: list[int] = field(default_factory=list)
+    rates: list[int] = field(default_factory=list)
+    units: list[int] = field(default_factory=list)
+    code_keys: list[str] = field(default_factory=list)
+    code_skus: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.skus)
+
+    def add(self, row: CheckedRow) -> None:
+        line, sku, name, price, rate, keyed, units = row
+        self.lines.append(line)
+        self.skus.append(sku)
+        self.names.append(name)
+        self.prices.append(price)
+        self.rates.append(rate)
+        self.units.append(units)
+        for key, code in keyed:
+            self.code_keys.append(key)
+            self.code_skus.append(sku)
+            self.codes.append(code)
+
+    def rows(self) -> Iterator[CheckedRow]:
+        """Row by row again (a product's barcodes follow each other in the barcode columns)."""
+        code_keys, code_skus, codes = self.code_keys, self.code_skus, self.codes
+        j, n = 0, len(code_skus)
+        for line, sku, name, price, rate, units in zip(
+            self.lines, self.skus, self.names, self.prices, self.rates, self.units, strict=True
+        ):
+            start = j
+            while j < n and code_skus[j] == sku:
+                j += 1
+            keyed = list(zip(code_keys[start:j], codes[start:j], strict=True))
+            yield line, sku, name, price, rate, keyed, units
+
+
+def _plain_ean13s(codes: str) -> list[str] | None:
+    """The codes of a barcodes field made only of valid EAN-13 codes joined by "|" (the usual
+    shapes of a big file, checked quickly), else None: the caller checks it in full."""
+    found = codes.split("|")
+    for code in found:
+        if not (len(code) == 13 and code.isdigit() and code.isascii()):
+            return None
+        digits = code.encode()
+        # weights 1,3,1,...,1 with the check digit; each '0' adds 48 * 25 = 1200, so the ASCII
+        # sum ends in 0 exactly when the digits' does
+        if (sum(digits) + 2 * sum(digits[1:12:2])) % 10:
+            return None
+    return found
 
 
 class Validator:
     """Turns raw records into rows to load, remembering SKUs and barcodes already taken.
 
-    The hot path of a 2-million-row load: parsed prices and rates are memoised (catalogues
-    use a few hundred price points), and plain 13-digit codes skip the generic checks."""
+    `row` checks one record by the full rules. `check` checks many: the shapes nearly every
+    row of a big catalogue has (clean text, a price point seen before, no barcode or plain
+    EAN-13 ones) take a short path, and every record it is not sure about goes through the
+    rules of `row`, so both accept and refuse exactly the same records.
+
+    What is taken is kept in sets (half the cost of dicts at millions of rows); where each was
+    given is kept as append-only logs, indexed only when a duplicate needs its earlier line."""
 
     def __init__(
         self, report: ReadReport, barcode_owner: Callable[[str], str | None] | None = None
@@ -398,13 +467,109 @@ class Validator:
         self.report = report
         # for upserts into a catalogue that has products: who owns a barcode key already
         self.barcode_owner = barcode_owner
-        self.skus: dict[str, int] = {}
-        self.codes: dict[str, int] = {}
-        self.prices: dict[object, int] = {}
-        self.rates: dict[object, int] = {}
+        self.skus: set[str] = set()
+        self.codes: set[str] = set()  # barcode keys
+        # parsed price and rate texts (catalogues use a few hundred price points)
+        self.prices: dict[str, int] = {}
+        self.rates: dict[str, int] = {}
+        # accepted rows not yet in the logs, and the logs: SKUs with their lines, barcode keys
+        # with their SKUs; the two dicts index the logs up to where they have been looked at
+        self._pending = CheckedRows()
+        self._logged = self._logged_codes = 0
+        self._sku_log: list[str] = []
+        self._line_log = array("q")
+        self._key_log: list[str] = []
+        self._key_sku_log: list[str] = []
+        self._line_of_sku: dict[str, int] = {}
+        self._sku_of_key: dict[str, str] = {}
+
+    def rows(self, records: Iterable[RawRecord], batch: int = 10_000) -> Iterator[CheckedRow]:
+        """The rows to load, in order; the others are reported and skipped."""
+        records = iter(records)
+        while some := list(islice(records, batch)):
+            yield from self.check(some).rows()
 
     def row(self, rec: RawRecord) -> CheckedRow | None:
         """The row to load, or None after reporting why it is skipped."""
+        self._pending = CheckedRows()
+        self._logged = self._logged_codes = 0
+        checked = self._row(rec)
+        if checked is not None:
+            self._pending.add(checked)
+        self._log()
+        return checked
+
+    def check(self, records: Iterable[RawRecord]) -> CheckedRows:
+        """The rows to load of these records, by column; the others are reported and skipped."""
+        self._pending = out = CheckedRows()
+        self._logged = self._logged_codes = 0
+        lines, skus, names, prices, rates = out.lines, out.skus, out.names, out.prices, out.rates
+        units, code_keys, code_skus, codes_out = out.units, out.code_keys, out.code_skus, out.codes
+        taken_skus, taken, price_of, rate_of = self.skus, self.codes, self.prices, self.rates
+        take_sku, take = taken_skus.add, taken.add
+        short = self.barcode_owner is None
+        for rec in records:
+            line, sku, name, price, rate, codes, qty = rec
+            # the short path: each test is one of _row()'s, for the usual shapes only
+            if (
+                short
+                and sku.__class__ is str
+                and name.__class__ is str
+                and price.__class__ is str
+                and rate.__class__ is str
+                and codes.__class__ is str
+                and qty.__class__ is str
+                and (price_minor := price_of.get(price)) is not None
+                and (rate_bp := rate_of.get(rate)) is not None
+                and 0 < len(sku := sku.strip()) <= MAX_SKU
+                and 0 < len(name := name.strip()) <= MAX_NAME
+                and (not qty or (qty.isdigit() and qty.isascii()))
+                and sku not in taken_skus
+            ):
+                # no barcode, one EAN-13 or several (else the full rules decide)
+                one: str | None = None
+                several: list[str] | None = None
+                if not codes:
+                    ok = True
+                elif (
+                    len(codes) == 13
+                    and codes.isdigit()
+                    and codes.isascii()
+                    and not (sum(e := codes.encode()) + 2 * sum(e[1:12:2])) % 10
+                ):  # see _plain_ean13s
+                    one = "0" + codes
+                    ok = one not in taken
+                elif (several := _plain_ean13s(codes)) is not None:
+                    keys = ["0" + code for code in several]
+                    ok = len(set(keys)) == len(keys) and taken.isdisjoint(keys)
+                else:
+                    ok = False
+                if ok:
+                    take_sku(sku)
+                    lines.append(line)
+                    skus.append(sku)
+                    names.append(name)
+                    prices.append(price_minor)
+                    rates.append(rate_bp)
+                    units.append(int(qty) if qty else 0)
+                    if one is not None:
+                        take(one)
+                        code_keys.append(one)
+                        code_skus.append(sku)
+                        codes_out.append(codes)
+                    elif several is not None:
+                        taken.update(keys)
+                        code_keys += keys
+                        code_skus += [sku] * len(keys)
+                        codes_out += several
+                    continue
+            checked = self._row(rec)
+            if checked is not None:
+                out.add(checked)
+        self._log()
+        return out
+
+    def _row(self, rec: RawRecord) -> CheckedRow | None:
         line, sku, name, price, rate, codes, qty = rec
         report = self.report
         if sku.__class__ is not str or not (sku := sku.strip()):
@@ -419,75 +584,45 @@ class Validator:
         if len(name) > MAX_NAME:
             report.problem(line, f"sku {sku}: name longer than {MAX_NAME} characters")
             return None
-        price_minor = self.prices.get(price) if price.__class__ is str else None
-        if price_minor is None:
-            try:
-                price_minor = price_field(price)
-            except (AmountError, TypeError) as exc:
-                report.problem(line, f"sku {sku}: bad price {price!r} ({exc})")
-                return None
-            if price.__class__ is str:
-                self.prices[price] = price_minor
-        rate_bp = self.rates.get(rate) if rate.__class__ is str else None
-        if rate_bp is None:
-            try:
-                rate_bp = rate_field(rate)
-            except (AmountError, TypeError) as exc:
-                report.problem(line, f"sku {sku}: bad tax_rate {rate!r} ({exc})")
-                return None
-            if rate.__class__ is str:
-                self.rates[rate] = rate_bp
+        try:
+            price_minor = price_field(price)
+        except (AmountError, TypeError) as exc:
+            report.problem(line, f"sku {sku}: bad price {price!r} ({exc})")
+            return None
+        if price.__class__ is str:
+            self.prices[price] = price_minor
+        try:
+            rate_bp = rate_field(rate)
+        except (AmountError, TypeError) as exc:
+            report.problem(line, f"sku {sku}: bad tax_rate {rate!r} ({exc})")
+            return None
+        if rate.__class__ is str:
+            self.rates[rate] = rate_bp
         if not qty:
             units = 0
-        elif qty.__class__ is str and qty.isdigit() and qty.isascii():
-            units = int(qty)
         elif qty.__class__ is int and qty >= 0:
             units = qty
-        elif qty.__class__ is str and qty.strip().isdigit():
+        elif qty.__class__ is str and qty.strip().isdecimal():  # what int() reads
             units = int(qty)
         else:
             report.problem(line, f"sku {sku}: initial_stock must be a whole number >= 0: {qty!r}")
             return None
         if sku in self.skus:
-            report.problem(line, f"sku {sku} already given on line {self.skus[sku]}")
+            report.problem(line, f"sku {sku} already given on line {self._sku_line(sku)}")
             return None
-        if (
-            codes.__class__ is str
-            and len(codes) == 13
-            and codes.isdigit()
-            and codes.isascii()
-            and self.barcode_owner is None
-        ):
-            # the common case (one EAN-13), checked without the generic path
-            key = "0" + codes
-            if check_digit(codes[:12]) != ord(codes[12]) - 48:
-                report.problem(line, f"sku {sku}: {barcode_problem(codes)}")
-                return None
-            if key in self.codes:
-                report.problem(
-                    line, f"sku {sku}: barcode {codes} already used on line {self.codes[key]}"
-                )
-                return None
-            keyed = [(key, codes)]
-        else:
-            found = self._codes(line, sku, codes)
-            if found is None:
-                return None
-            keyed = found
-        self.skus[sku] = line
-        for key, _raw in keyed:
-            self.codes[key] = line
-        return sku, name, price_minor, rate_bp, keyed, units
+        keyed = self._codes(line, sku, codes)
+        if keyed is None:
+            return None
+        self.skus.add(sku)
+        self.codes.update(key for key, _raw in keyed)
+        return line, sku, name, price_minor, rate_bp, keyed, units
 
     def _codes(self, line: int, sku: str, codes: Any) -> list[tuple[str, str]] | None:
         if codes is None or codes == "":
             return []
         if isinstance(codes, str):
-            if "|" in codes or ";" in codes:
-                raws = [c.strip() for c in codes.replace(";", "|").split("|")]
-                raws = [c for c in raws if c]
-            else:
-                raws = [codes.strip()] if codes.strip() else []
+            raws = [c.strip() for c in codes.replace(";", "|").split("|")]
+            raws = [c for c in raws if c]
         elif isinstance(codes, list) and all(isinstance(c, str) for c in codes):
             raws = [c.strip() for c in codes if c.strip()]
         else:
@@ -495,20 +630,13 @@ class Validator:
             return None
         keyed: list[tuple[str, str]] = []
         for raw in raws:
-            if len(raw) == 13 and raw.isdigit() and raw.isascii():
-                # the common case, checked without the generic path
-                if check_digit(raw[:12]) != ord(raw[12]) - 48:
-                    self.report.problem(line, f"sku {sku}: {barcode_problem(raw)}")
-                    return None
-                key = "0" + raw
-            else:
-                problem = barcode_problem(raw)
-                if problem is not None:
-                    self.report.problem(line, f"sku {sku}: {problem}")
-                    return None
-                key = lookup_key(raw)
-            earlier = self.codes.get(key)
-            if earlier is not None:
+            problem = barcode_problem(raw)
+            if problem is not None:
+                self.report.problem(line, f"sku {sku}: {problem}")
+                return None
+            key = lookup_key(raw)
+            if key in self.codes:
+                earlier = self._sku_line(self._key_sku(key))
                 self.report.problem(
                     line, f"sku {sku}: barcode {raw} already used on line {earlier}"
                 )
@@ -525,3 +653,33 @@ class Validator:
                     return None
             keyed.append((key, raw))
         return keyed
+
+    # -- where a taken SKU or barcode was given (for the messages about duplicates) --
+
+    def _log(self) -> None:
+        """Move the accepted rows not logged yet into the logs."""
+        pending = self._pending
+        self._sku_log += pending.skus[self._logged :]
+        self._line_log.extend(pending.lines[self._logged :])
+        self._key_log += pending.code_keys[self._logged_codes :]
+        self._key_sku_log += pending.code_skus[self._logged_codes :]
+        self._logged = len(pending.skus)
+        self._logged_codes = len(pending.code_keys)
+
+    def _sku_line(self, sku: str) -> int:
+        """The line a taken SKU was given on."""
+        self._log()
+        index = self._line_of_sku
+        if sku not in index:  # index the rest of the log (its SKUs are distinct)
+            done = len(index)
+            index.update(zip(self._sku_log[done:], self._line_log[done:], strict=True))
+        return index[sku]
+
+    def _key_sku(self, key: str) -> str:
+        """The SKU that took a barcode key."""
+        self._log()
+        index = self._sku_of_key
+        if key not in index:
+            done = len(index)
+            index.update(zip(self._key_log[done:], self._key_sku_log[done:], strict=True))
+        return index[key]
