@@ -245,6 +245,7 @@ class BulkLoad:
         self.journal_mode = ""  # during the load: 'delete', or 'wal' if the file was shared
         self._ledger_was_empty = False
         self._ledger_top = 0
+        self._on_hand_top = 0  # ledger rows up to here are in the on-hand projection
         self.stock_ignored = 0  # initial movements dropped: their SKU already had stock history
 
     def __enter__(self) -> BulkLoad:
@@ -274,6 +275,7 @@ class BulkLoad:
                 conn.execute(f"DROP INDEX IF EXISTS {_index_name(statement)}")
             self._ledger_top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
             self._ledger_was_empty = self._ledger_top == 0
+            self._on_hand_top = self._ledger_top
             if self.replace:
                 conn.execute("DELETE FROM barcodes")
                 conn.execute("DELETE FROM products")
@@ -301,6 +303,17 @@ class BulkLoad:
             " VALUES (?, ?, ?, ?, ?)",
             ledger,
         )
+        if self._ledger_was_empty and self._one_movement_per_sku:
+            # a fresh till: each SKU's one 'initial' movement is its on-hand, copied chunk by
+            # chunk (while a reader process prepares the next chunk) instead of at the end
+            top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
+            if top > self._on_hand_top:
+                conn.execute(
+                    "INSERT INTO stock_on_hand (sku, on_hand)"
+                    " SELECT sku, delta FROM stock_ledger WHERE pos > ?",
+                    (self._on_hand_top,),
+                )
+                self._on_hand_top = top
         self.rows += inserted
         self.timings["insert_s"] = self.timings.get("insert_s", 0.0) + time.perf_counter() - started
 
@@ -373,12 +386,8 @@ class BulkLoad:
                     " AND sku IN (SELECT sku FROM stock_ledger WHERE pos <= ?1)",
                     (self._ledger_top,),
                 ).rowcount
-            if self._ledger_was_empty and self._one_movement_per_sku:
-                # a fresh till: one 'initial' movement per SKU, no sum needed
-                conn.execute(
-                    "INSERT INTO stock_on_hand (sku, on_hand) SELECT sku, delta FROM stock_ledger"
-                )
-            else:
+            if not (self._ledger_was_empty and self._one_movement_per_sku):
+                # (on a fresh till add() has copied each SKU's one movement already)
                 conn.execute("DELETE FROM stock_on_hand")
                 conn.execute(
                     "INSERT INTO stock_on_hand (sku, on_hand)"

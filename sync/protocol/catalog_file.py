@@ -300,36 +300,33 @@ def csv_records(lines: Iterable[str], report: ReadReport) -> Iterator[RawRecord]
     i_sku, i_name, i_price, i_rate = (index[c] for c in REQUIRED)
     i_codes = index.get("barcodes")
     i_qty = index.get("initial_stock")
-    start = 2
+    start = 2  # the line the next record starts on (a quoted field may span lines)
     while True:
         try:
-            row = next(reader)
-        except StopIteration:
+            for row in reader:
+                line = start
+                start = reader.line_num + 1
+                if len(row) != width:
+                    if not row:
+                        continue
+                    if len(row) > width:
+                        report.problem(line, f"{len(row)} fields where the header has {width}")
+                        continue
+                    row += [""] * (width - len(row))
+                yield (
+                    line,
+                    row[i_sku],
+                    row[i_name],
+                    row[i_price],
+                    row[i_rate],
+                    row[i_codes] if i_codes is not None else None,
+                    row[i_qty] if i_qty is not None else None,
+                )
             return
-        except csv.Error as exc:
+        except csv.Error as exc:  # the reader goes on after a bad record
             line = start
             start = reader.line_num + 1
             report.problem(line, f"unreadable CSV row ({exc})")
-            continue
-        line = start
-        start = reader.line_num + 1
-        if not row:
-            continue
-        if len(row) != width:
-            if len(row) < width:
-                row = row + [""] * (width - len(row))
-            else:
-                report.problem(line, f"{len(row)} fields where the header has {width}")
-                continue
-        yield (
-            line,
-            row[i_sku],
-            row[i_name],
-            row[i_price],
-            row[i_rate],
-            row[i_codes] if i_codes is not None else None,
-            row[i_qty] if i_qty is not None else None,
-        )
 
 
 def jsonl_records(lines: Iterable[str], report: ReadReport) -> Iterator[RawRecord]:
