@@ -14,7 +14,6 @@ halves need the interpreter)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import subprocess
@@ -176,8 +175,10 @@ def _chunks_from_process(source: Source, report: ImportReport) -> Iterator[tuple
         env=env,
     )
     assert process.stdout is not None and process.stderr is not None
-    with contextlib.suppress(OSError, AttributeError):
+    with contextlib.suppress(ImportError, OSError, AttributeError):
         # a bigger pipe: a chunk moves in a few writes instead of one per 64 KiB (Linux only)
+        import fcntl
+
         fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     try:
         while True:
