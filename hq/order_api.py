@@ -38,12 +38,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from hq import ingest, notify, orders, platform_orders
+from hq import ingest, notify, orders, platform_orders, webhooks
 from hq.admin import hash_token
 from hq.db import Database
 from hq.dispatch import OrderSettings
@@ -232,14 +233,16 @@ def install(
 
         @contextlib.asynccontextmanager
         async def lifespan(a: Any) -> AsyncIterator[Any]:
-            task = asyncio.create_task(_ticks())
+            tasks = [asyncio.create_task(_ticks()), asyncio.create_task(_webhooks())]
             try:
                 async with inner(a) as state:
                     yield state
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 stop_listening()
 
         app.router.lifespan_context = lifespan
@@ -252,6 +255,20 @@ def install(
                 await run_in_threadpool(orders.tick, db, now=clock(), settings=settings)
             except Exception:  # the duty runs again next time; the service stays up
                 log.exception("order tick failed")
+
+    async def _webhooks() -> None:
+        """Platforms' webhooks (:mod:`hq.webhooks`); ``app.state.webhook_settings`` may
+        replace the defaults before the app starts."""
+        hooks: webhooks.WebhookSettings = getattr(
+            app.state, "webhook_settings", webhooks.WebhookSettings()
+        )
+        async with httpx.AsyncClient(timeout=hooks.timeout_s) as client:
+            while True:
+                await asyncio.sleep(hooks.poll_s)
+                try:
+                    await webhooks.run_once(db, client, now=clock(), settings=hooks)
+                except Exception:  # delivery runs again next time; the service stays up
+                    log.exception("webhook delivery failed")
 
     return wakeups
 

@@ -43,6 +43,47 @@ def platform_add(ctx: click.Context, name: str) -> None:
     click.echo(key)
 
 
+@platform.command("webhook")
+@click.argument("name")
+@click.argument("url", required=False)
+@click.option("--off", is_flag=True, help="Stop pushing (the feed stays).")
+@click.option("--from-start", is_flag=True, help="Send every notification HQ holds, from 1.")
+@click.pass_context
+def platform_webhook(
+    ctx: click.Context, name: str, url: str | None, off: bool, from_start: bool
+) -> None:
+    """Push the platform's notifications to URL (hq serve delivers them in the background)."""
+    from hq import webhooks
+    from hq.errors import HQError
+
+    if off:
+        gone = webhooks.remove(_db(ctx), name)
+        click.echo(f"Webhook of {name} {'removed' if gone else 'was not set'}.")
+        return
+    if not url:
+        raise click.UsageError("give the URL, or --off")
+    try:
+        webhooks.set_url(_db(ctx), name, url, from_start=from_start)
+    except HQError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Notifications of {name} go to {url}.")
+
+
+@platform.command("webhooks")
+@click.pass_context
+def platform_webhooks(ctx: click.Context) -> None:
+    """Each platform's webhook and how far delivery stands."""
+    from hq import webhooks
+
+    for w in webhooks.state(_db(ctx)):
+        late = (
+            f", retry at {w['next_attempt_at'][:19]}: {w['last_error']}" if w["last_error"] else ""
+        )
+        click.echo(
+            f"{w['platform']}  {w['url']}  delivered {w['delivered_seq']} of {w['head']}{late}"
+        )
+
+
 @click.group()
 def order() -> None:
     """Online orders: create, show, reassign, cancel, notifications, and the periodic duty."""
