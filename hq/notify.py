@@ -112,8 +112,8 @@ def _from_note(
         body = {"store": _store(tx, store_id), "lines": _part_lines(tx, o, store_id, note)}
         kind_out = "accepted"
     elif kind == "ready":
-        if o.delivery != "pickup" or o.pickup_code is None or o.state == "cancelling":
-            return None  # a delivery goes to the courier; a cancel is being asked for
+        if o.delivery != "pickup" or o.pickup_code is None:
+            return None  # a delivery order's parcel goes to the courier, not to the customer
         body = {
             "store": _store(tx, store_id),
             "pickup_code": o.pickup_code,

@@ -509,3 +509,27 @@ def test_cancel_and_feed_from_the_command_line(db: Database) -> None:
     assert any(oid in ln for ln in lines.splitlines() if ln.startswith("{"))
     bad = CliRunner().invoke(cli, ["order", "cancel", "ORD-NOPE"], obj={"database": db})
     assert bad.exit_code != 0 and "no order ORD-NOPE" in bad.output
+
+
+async def test_a_pickup_packed_while_the_cancel_is_asked_still_tells_its_code(
+    db: Database,
+) -> None:
+    async with chain(db) as c:
+        await c.stock("S1", [("A", 5), ("B", 5)])
+        o = await c.order([("A", 2), ("B", 1)], ref="TM-K1", pickup="S1")
+        oid = o["order_id"]
+        await c.send("S1", p.ORDER_ACCEPTED, {"order_id": oid, "epoch": 1})
+        assert (await cancel(c, "TM-K1")).status_code == 202
+        # the till had not pulled the request yet: it packs, then sees it and refuses
+        for type_, extra in [(p.ORDER_PICKED, PICK_AB), (p.ORDER_READY, {})]:
+            res = await c.send("S1", type_, {"order_id": oid, "epoch": 1, **extra})
+            assert res.status == "applied", res
+        assert c.view(oid)["state"] == "cancelling"
+        res = await c.send(
+            "S1", p.ORDER_CANCEL_REFUSED, {"order_id": oid, "epoch": 1, "reason": "packed"}
+        )
+        assert res.status == "applied"
+        notes = await told(c, oid)
+        assert [n["kind"] for n in notes] == ["accepted", "ready_for_pickup", "cancel_refused"]
+        assert notes[1]["pickup_code"] == o["pickup_code"]
+        assert live(c.view(oid)) == [("S1", 1, "ready")]
