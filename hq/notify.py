@@ -186,9 +186,22 @@ def _store(tx: Tx, store_id: str | None) -> dict[str, Any] | None:
 def _part_lines(tx: Tx, o: Any, store_id: str | None, note: dict[str, Any]) -> list[dict[str, Any]]:
     """The lines of the store's part (the assignment under the note's epoch)."""
     rows = tx.conn.execute(
-        select(assignment_lines.c.line_id, assignment_lines.c.sku, assignment_lines.c.qty)
+        select(
+            assignment_lines.c.line_id,
+            assignment_lines.c.sku,
+            assignment_lines.c.qty,
+            order_lines.c.name,
+        )
         .select_from(
-            assignments.join(assignment_lines, assignment_lines.c.assignment_id == assignments.c.id)
+            assignments.join(
+                assignment_lines, assignment_lines.c.assignment_id == assignments.c.id
+            ).join(
+                order_lines,
+                and_(
+                    order_lines.c.order_id == assignments.c.order_id,
+                    order_lines.c.line_id == assignment_lines.c.line_id,
+                ),
+            )
         )
         .where(
             assignments.c.order_id == o.order_id,
@@ -198,11 +211,7 @@ def _part_lines(tx: Tx, o: Any, store_id: str | None, note: dict[str, Any]) -> l
         )
         .order_by(assignment_lines.c.line_id)
     )
-    names = {ln["line_id"]: ln["name"] for ln in _order_lines(tx, o.order_id, {})}
-    return [
-        {"line_id": r.line_id, "sku": r.sku, "name": names.get(r.line_id), "qty": int(r.qty)}
-        for r in rows
-    ]
+    return [{"line_id": r.line_id, "sku": r.sku, "name": r.name, "qty": int(r.qty)} for r in rows]
 
 
 def _order_lines(tx: Tx, order_id: str, context: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
