@@ -93,6 +93,9 @@ class EodReport:
     """On-hand compared store-wide (a store with one till only); None: not compared."""
     store_stock_differences: tuple[StockDifference, ...] = ()
     unsent_movements: int = 0
+    hq_time: datetime | None = None
+    """HQ's clock when it answered: other tills' sync times are HQ's, so "how long ago" is
+    measured on HQ's clock, whatever this till's clock says."""
 
     @property
     def sales_match(self) -> bool:
@@ -178,6 +181,7 @@ async def end_of_day(
     store_differences: list[StockDifference] = []
     checked = 0
     store_checked: int | None = None
+    hq_time: datetime | None = None
     if report.ok:
         try:
             try:
@@ -193,6 +197,7 @@ async def end_of_day(
                 hq = _figures(first.sales)
                 hq_store = _figures(first.store_sales)
                 hq_last = first.last_applied_seq
+                hq_time = first.server_time
                 others = [
                     OtherTill(
                         d.device_id,
@@ -217,6 +222,7 @@ async def end_of_day(
                 hq = hq_figures(old[0])
                 hq_store = hq
                 hq_last = old[0].last_applied_seq
+                hq_time = old[0].server_time
                 others = [
                     OtherTill(d.device_id, d.last_applied_seq, None, None, 0)
                     for d in old[0].devices
@@ -290,6 +296,7 @@ async def end_of_day(
         store_stock_checked=store_checked,
         store_stock_differences=tuple(store_differences),
         unsent_movements=unsent,
+        hq_time=hq_time,
     )
 
 
@@ -392,14 +399,14 @@ def report_lines(report: EodReport) -> list[str]:
         lines.append("")
         lines.append(f"Other tills of {report.store_id or 'this store'} (not part of this check):")
         for o in report.other_tills:
-            when = since(o.last_push_at, report.checked_at)
+            when = since(o.last_push_at, report.hq_time or report.checked_at)
             at = f" ({o.last_push_at:%Y-%m-%d %H:%M} UTC)" if o.last_push_at else ""
             tail = f", {o.pending_reported} waiting then" if o.pending_reported else ""
             held = f", {o.quarantined} refused" if o.quarantined else ""
             lines.append(f"  {o.device_id}: last synced {when}{at}{tail}{held}"[:76])
         if report.hq_store is not None:
             lines.append(
-                f"HQ's store-wide totals include them: {report.hq_store.count} sale(s), "
+                f"HQ's store-wide totals of the day include them: {report.hq_store.count} sale(s), "
                 f"{format_amount(report.hq_store.total)}."
             )
     return lines

@@ -86,7 +86,7 @@ async def test_two_tills_each_verify_their_own_day(hq: HQ, tills: tuple[Till, Ti
         assert "VERIFIED: this till and HQ agree on its sales and stock movements." in text
         assert "Compared: this till's own sales and stock movements" in text
         assert "till-2: last synced just now" in text
-        assert "HQ's store-wide totals include them: 3 sale(s), ¥31.50." in text
+        assert "HQ's store-wide totals of the day include them: 3 sale(s), ¥31.50." in text
         assert all(len(line) <= 76 for line in report_lines(r1))
 
         # three hours later till-2 sells while its network is down
@@ -103,7 +103,9 @@ async def test_two_tills_each_verify_their_own_day(hq: HQ, tills: tuple[Till, Ti
         assert r1.store.count == 3 and r1.hq_store is not None and r1.hq_store.count == 4
         text = "\n".join(report_lines(r1))
         assert "till-2: last synced 3 h ago" in text
-        assert "include them: 4 sale(s)" in text  # till-2's offline sale is not at HQ yet
+        assert (
+            "of the day include them: 4 sale(s)" in text
+        )  # till-2's offline sale is not at HQ yet
 
         # HQ's report shows each till's latest end of day
         from hq import admin
