@@ -193,8 +193,8 @@ def eod(
     day: datetime | None,
     as_json: bool,
 ) -> None:
-    """End of day: sync until nothing is left to send, then check the day's sales and the
-    stock against HQ. Exits 0 only when everything is verified."""
+    """End of day: sync until nothing is left to send, then check this till's sales of the day
+    and its stock movements against HQ's figures for this till. Exits 0 only when verified."""
     from pos.services.eod import end_of_day, report_lines
     from pos.services.sync import make_engine
 

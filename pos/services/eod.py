@@ -376,11 +376,16 @@ def report_lines(report: EodReport) -> list[str]:
                 else ""
             )
         )
-    what = "Stock moves" if report.scope == "device" else "Stock"
-    lines.append(
-        f"  {what:<11} {report.stock_checked} SKU(s) compared, "
-        f"{len(report.stock_differences)} different"
-    )
+    if report.scope == "device":
+        lines.append(
+            f"  Stock moves {report.stock_checked} SKU(s), all this till moved: "
+            f"{len(report.stock_differences)} different"
+        )
+    else:
+        lines.append(
+            f"  Stock       {report.stock_checked} SKU(s) compared, "
+            f"{len(report.stock_differences)} different"
+        )
     lines.extend(_differences(report.stock_differences))
     if report.store_stock_checked is not None:
         lines.append(
