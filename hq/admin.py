@@ -386,9 +386,11 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
         }
         # the latest end of day of every device (an old till's report covered its store, a
         # newer till's covers itself: either way it is that till's latest conclusion)
-        latest_eod: dict[int, Any] = {}
-        for r in conn.execute(select(eod_reports).order_by(eod_reports.c.id)):
-            latest_eod[int(r.device_pk)] = r  # the last one per device wins
+        last_ids = select(func.max(eod_reports.c.id)).group_by(eod_reports.c.device_pk)
+        latest_eod: dict[int, Any] = {
+            int(r.device_pk): r
+            for r in conn.execute(select(eod_reports).where(eod_reports.c.id.in_(last_ids)))
+        }
         rows = conn.execute(
             select(devices, stores.c.name.label("store_name"))
             .join(stores, stores.c.store_id == devices.c.store_id)
