@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 
 from pos.domain.cart import Cart, Payment
 from pos.services.sync import save_hq_settings
-from pos.store import open_store
+from pos.store import open_store, stock
 from pos.ui.app import PosApp, PosSettings, build_app
 from pos.ui.eod_screen import EodScreen
 from tests.sync.faults import FaultyTransport
@@ -64,4 +64,16 @@ async def test_end_of_day_screen_fits_80x24_and_names_the_other_till(tmp_path: P
         scroll = app.screen.query_one(VerticalScroll)
         assert scroll.max_scroll_y == 0 and scroll.max_scroll_x == 0
         assert "Check again" in text  # the footer is still there
+
+        # a receipt naming a SKU HQ never had: HQ quarantines the event, F5 checks again
+        with app.store.transaction() as conn:
+            stock.record(conn, [stock.Movement("GHOST", 3, "receipt", hq.clock().isoformat())])
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "NOT VERIFIED" in screen_text(app), "new verdict", 30)
+        await wait_for(pilot, lambda: "GHOST: till 3, HQ 0" in screen_text(app), "listed", 30)
+        text = screen_text(app)
+        assert "Stock moves 2 SKU(s), all this till moved: 1 different" in text
+        assert "Refused by HQ: event 2 (stock.adjusted): unknown_sku" in text
+        assert "till-2: last synced 3 h ago" in text  # still shown under the problems
+        assert scroll.max_scroll_x == 0  # long sentences wrap, nothing is cut off
         await pilot.press("escape", "escape", "ctrl+q")
