@@ -54,6 +54,11 @@ store and the device from the token, never from a body):
 ``GET /sync/v1/reconciliation?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
     :class:`ReconciliationResponse`: HQ's view of the calling store for end of day.
 
+``GET /sync/v1/reconciliation/device?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
+    :class:`DeviceReconciliationResponse`: HQ's view of the calling TILL (its own sales and the
+    net stock movement of its own events), plus the store's other tills for information. A
+    till of a store with several tills can be verified only with this one.
+
 ``POST /sync/v1/reconciliation`` — body :class:`EodReport`, answer :class:`EodReceipt`: the
     store's conclusion (verified or the counts of differences), shown by ``hq report``.
 

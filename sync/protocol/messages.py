@@ -32,6 +32,9 @@ PUSH_PATH = f"{API_PREFIX}/push"
 PULL_PATH = f"{API_PREFIX}/pull"
 SNAPSHOT_PATH = f"{API_PREFIX}/snapshot"  # + "/{stream}"
 RECONCILIATION_PATH = f"{API_PREFIX}/reconciliation"
+DEVICE_RECONCILIATION_PATH = f"{API_PREFIX}/reconciliation/device"
+"""End of day per till (``GET``, :class:`DeviceReconciliationResponse`). A new path, so a till
+that asks the old store-wide question at :data:`RECONCILIATION_PATH` keeps its old answer."""
 STATUS_PATH = f"{API_PREFIX}/status"
 SNAPSHOT_MEDIA_TYPE = "application/x-ndjson"
 
@@ -398,6 +401,54 @@ class ReconciliationResponse(Message):
     server_time: AwareDatetime
 
 
+class SkuMovement(Message):
+    sku: str
+    net: StrictInt
+    """Sum of the deltas of the calling device's stock movements HQ applied, over its whole
+    history (every event up to its ``last_applied_seq``)."""
+
+
+class StoreDevice(Message):
+    """A till of the store as HQ last heard from it (for information at end of day)."""
+
+    device_id: str
+    last_applied_seq: Cursor
+    last_push_at: AwareDatetime | None = None
+    """When HQ last received a push from it (its sales reach HQ only by push)."""
+    last_seen_at: AwareDatetime | None = None
+    pending_reported: Annotated[StrictInt, Field(ge=0)] | None = None
+    """Events its outbox still held at that push, as it reported them."""
+    quarantined: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class DeviceReconciliationResponse(Message):
+    """HQ's side of the end-of-day comparison for the calling TILL (``device_id`` from its
+    token): its sales of ``business_day`` (as the till put the day in each sale) with payments
+    per method, and per SKU the net stock movement of its applied events (``movements``, in
+    SKU order, ``limit`` per page; ask for the next page with ``after=next_after`` until it is
+    None). For information only, the store-wide sales of the day and every till of the store
+    (``devices``, the caller included). Everything but ``movements`` is repeated on every page;
+    a single till compares only the ``device`` figures, which are what it alone produced."""
+
+    store_id: str
+    device_id: str
+    business_day: date
+    sales: SalesSummary
+    """This device's sales of the day."""
+    movements: list[SkuMovement]
+    next_after: str | None = None
+    last_applied_seq: Cursor
+    quarantined: Annotated[StrictInt, Field(ge=0)] = 0
+    """Events of this device HQ holds in quarantine."""
+    store_sales: SalesSummary
+    """Every till of the store, this one included."""
+    devices: list[StoreDevice]
+    server_time: AwareDatetime
+
+
+EodScope = Literal["store", "device"]
+
+
 class EodReport(Message):
     """What a store concluded at end of day, sent back to HQ (``POST /sync/v1/reconciliation``)
     so that ``hq report`` can show stock mismatches. ``differences`` lists up to
@@ -410,6 +461,9 @@ class EodReport(Message):
     sales_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
     stock_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
     differences: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=200)] = []
+    scope: EodScope = "store"
+    """What was compared: ``store`` (an old till: the store's figures) or ``device`` (this
+    till's own sales and stock movements). Absent from an old till's report: ``store``."""
 
 
 MAX_EOD_DIFFERENCES = 200
