@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from pos.store import orders as store_orders
 from pos.store import outbox
 from pos.store._conn import DbLike, atomic, connection
 from pos.store.catalog import BulkLoad, CatalogItem, delete_products, upsert_products
-from pos.store.db import BUSY_TIMEOUT_MS
+from pos.store.db import BUSY_TIMEOUT_MS, FALLBACK_AUTOCHECKPOINT_PAGES, write_lock
 from pos.store.errors import StoreError, translate
 from pos.store.schema import SCHEMA_VERSION
 from sync.ports import (
@@ -71,6 +72,11 @@ SYNC_SCHEMA_VERSION = len(SYNC_MIGRATIONS)
 ADOPT_PER_EVENT = 500  # stock movements per stock.adjusted event
 ADOPT_WINDOW = 20_000  # ledger positions looked at per transaction
 CURRENCY = "CNY"
+# The sync worker's connection leaves checkpoints to the till's background checkpointer, which
+# waits for a quiet moment; SQLite's own, run by the worker's commit after it releases the lock,
+# only comes into play on a backlog that outgrows this (well before the till's own fallback,
+# so a customer's sale is not the one that pays for it).
+WORKER_AUTOCHECKPOINT_PAGES = FALLBACK_AUTOCHECKPOINT_PAGES // 2
 
 
 # -- schema and connections ---------------------------------------------------------------------
@@ -108,13 +114,16 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 def open_companion(path: Path) -> sqlite3.Connection:
     """A second connection to a store file that this process already holds open (and has
     migrated) with ``open_store``: the sync worker's own, since a sqlite3 connection belongs to
-    the thread that opened it. It takes no file lock of its own (the process holds it) and
-    uses the same durability settings."""
+    the thread that opened it. It takes no file lock of its own (the process holds it). It is
+    synchronous=FULL like the till's; only the engine's own bookkeeping commits at NORMAL (see
+    ``SqliteSyncState._bookkeeping``). Its automatic checkpoints start only at
+    WORKER_AUTOCHECKPOINT_PAGES: the till's background checkpointer does them at quiet moments."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WORKER_AUTOCHECKPOINT_PAGES}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise (translate(exc, path) or StoreError(f"Cannot open {path}: {exc}")) from exc
@@ -174,25 +183,49 @@ class SqliteSyncState:
         self.exclusive = exclusive
         self.timings: dict[str, float] = {}  # of the last snapshot load, by phase
         self.spool_dir = Path(spool_dir)
+        file = self.conn.execute("PRAGMA database_list").fetchone()[2]
+        # the till's connection takes the same lock: a sale waits for a transaction of ours
+        # exactly as long as it lasts (see pos.store.db.write_lock)
+        self._write_lock = write_lock(file) if file else threading.Lock()
         ensure_schema(self.conn)
         self.conn.create_function("pos_lookup_key", 1, lookup_key, deterministic=True)
 
     @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the process's write lock of the store file (joins the
+        caller's transaction when there is one)."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        with self._write_lock, atomic(conn):
+            yield conn
+
+    @contextlib.contextmanager
     def _bookkeeping(self) -> Iterator[sqlite3.Connection]:
         """A transaction of the engine's own bookkeeping (HQ's answers, cursors with their
-        pages, the last contact): committed without waiting for the disk (synchronous=NORMAL
-        in WAL mode), so it holds the write lock for as short as possible and a sale never
-        waits behind an fsync of sync's. A power cut may undo it, which is safe: the
-        database stays consistent, an answer lost is asked again (HQ answers "duplicate"),
-        a page lost is pulled again. The till's own commits still wait for the disk, and
-        each of them makes everything before it durable. Events are never created here."""
+        pages, the pulled orders, the last contact): committed without waiting for the disk
+        (synchronous=NORMAL in WAL mode), so it holds the write lock for as short as possible
+        and a sale never waits behind an fsync of sync's.
+
+        Why that is safe: in WAL mode a NORMAL commit is still atomic and a power cut cannot
+        corrupt the file; it can only undo the last transactions written after the last
+        fsync of the WAL. Every commit of the till (sales, order steps, anything a customer
+        or a member of staff was told is done, and every event of the outbox) is FULL, and
+        its fsync of the WAL makes everything before it durable too, so only bookkeeping
+        written after the till's last commit can be lost, and all of it is HQ's to give
+        again: an answer lost leaves the event pending and its re-push is answered
+        "duplicate" (HQ keeps last_applied_seq); a page lost goes together with its cursor
+        (same transaction) and is pulled again; the last contact is refreshed next round.
+        Nothing written here is the store's own data: events are never created here
+        (``before_push`` creates them, at FULL)."""
         conn = self.conn
         if conn.in_transaction:
             yield conn
             return
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            with atomic(conn):
+            with self._writing():
                 yield conn
         finally:
             conn.execute("PRAGMA synchronous = FULL")
@@ -215,7 +248,7 @@ class SqliteSyncState:
             top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
             if top <= mark:
                 return added
-            with atomic(conn):
+            with self._writing():
                 end = min(top, mark + ADOPT_WINDOW)
                 rows = conn.execute(
                     "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
