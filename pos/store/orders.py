@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pos.domain.orders import (
     ACTIVE,
@@ -34,7 +34,9 @@ from pos.domain.orders import (
     advance,
 )
 from pos.store._conn import DbLike, connection
-from sync.protocol import OrderRow
+
+if TYPE_CHECKING:
+    from sync.protocol import OrderRow
 
 MIGRATION: tuple[str, ...] = (
     """CREATE TABLE online_orders (
@@ -639,6 +641,10 @@ def apply_change(
             _end_here(conn, cur, "revoke", now, "HQ removed the order from this store")
             return "revoked"
         return "ignored"
+    # imported here, not at the top: the pydantic models cost the till ~125 ms of cold start,
+    # and only the sync worker's pull needs them
+    from sync.protocol import OrderRow
+
     r = OrderRow.model_validate(dict(row))
     was = None if cur is None or cur.epoch != r.epoch else cur.assignment
     if cur is None:
