@@ -77,7 +77,8 @@ async def test_an_order_arrives_is_picked_by_scanning_and_handed_over_on_its_pic
         await wait_for(pilot, lambda: "ORD-7" in screen_text(app), "the order listed")
         shown = screen_text(app)
         assert "NEW" in shown and "10:00 left" in shown  # the countdown to accept-by
-        assert "on hand 10, available 10" in shown
+        assert "on hand 10, available 8" in shown  # held from the moment it arrived
+        assert store_orders.held(app.store, "SKU-COLA") == 2
 
         await pilot.press("a")
         await wait_for(pilot, lambda: "to pick" in screen_text(app), "accepted")
