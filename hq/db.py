@@ -451,6 +451,53 @@ order_requests = Table(  # endless-aisle requests from tills: request_id -> orde
     Column("order_id", String(64), nullable=False),
 )
 
+# --- the platforms' side of online orders (hq.notify, hq.platform_orders) ------------------------
+
+platform_notify_heads = Table(  # per platform: the last notification number (locked to number)
+    "platform_notify_heads",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("head", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+platform_notifications = Table(  # what the customer should hear, per platform in commit order
+    "platform_notifications",
+    metadata,
+    Column("platform", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # gap-free per platform, in commit order
+    Column("notification_id", String(36), nullable=False, unique=True),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("body", Text, nullable=False),  # JSON: the notification as the platform receives it
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("platform", "seq"),
+    Index("ix_platform_notifications_order", "order_id"),
+)
+
+order_cancels = Table(  # a platform's cancel of one of its orders (the last one asked)
+    "order_cancels",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("platform", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # requested | cancelled | refused
+    Column("reason", Text),  # the customer's, as the platform gave it
+    Column("outcome", Text),  # why it ended so (the store's refusal, a handover...)
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+platform_webhooks = Table(  # where HQ pushes a platform's notifications (optional)
+    "platform_webhooks",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("lease_until", UTCDateTime),  # one HQ process delivers at a time
+)
+
 # ---------------------------------------------------------------------------------------------
 # the database handle
 
@@ -738,6 +785,7 @@ __all__ = [
     "devices",
     "events",
     "metadata",
+    "order_cancels",
     "order_feed",
     "order_holds",
     "order_incidents",
@@ -746,6 +794,9 @@ __all__ = [
     "order_timeline",
     "orders",
     "payments",
+    "platform_notifications",
+    "platform_notify_heads",
+    "platform_webhooks",
     "platforms",
     "prices",
     "products",

@@ -44,6 +44,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 from sqlalchemy import Connection, and_, delete, func, select, update
 
+from hq import notify
 from hq.changelog import ChangeWriter, row_json
 from hq.db import (
     Database,
@@ -483,6 +484,7 @@ class Tx:
         if self.pending:
             self.conn.execute(orders.insert(), list(self.pending.values()))
             self.pending.clear()
+        notify.on_flush(self)  # platform cancels settled, and what the customers should hear
         if self._notes:  # in one statement, in the order they happened
             self.conn.execute(order_timeline.insert(), self._notes)
             self._notes = []
@@ -583,7 +585,7 @@ def _line_no(line_id: str) -> int:
 def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
     """Dispatch whatever is outstanding of the order under a new epoch."""
     o = tx.order(order_id)
-    if o.state in ("completed", "cancelled"):
+    if o.state in ("completed", "cancelled", "cancelling"):  # cancelling: the platform's cancel
         return None
     needs = _outstanding(tx, order_id)
     if not needs:
