@@ -307,6 +307,9 @@ class SqliteSyncState:
                 (state, json.dumps(result, ensure_ascii=False), at, r.seq, str(r.event_id))
             )
         missing: tuple[int, int] | None = None
+        superseded_steps = [
+            (str(r.event_id), r.reason) for r in results if r.effective_status == "superseded"
+        ]
         with self._bookkeeping() as conn:
             if updates:
                 conn.executemany(
@@ -314,6 +317,8 @@ class SqliteSyncState:
                     " WHERE seq = ? AND event_id = ?",
                     updates,
                 )
+            if superseded_steps:  # an order another till of the store has: not this till's
+                store_orders.hq_answered(conn, superseded_steps, now)
             if last_applied_seq < self._highest_answered(conn):
                 # HQ was restored from a backup: it no longer has these; send them again
                 rewound = conn.execute(

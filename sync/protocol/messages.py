@@ -161,6 +161,13 @@ REJECT_REASONS: dict[str, str] = {
 }
 
 
+SUPERSEDED_OTHER_TILL = "other_till"
+"""The code of a ``superseded`` answer (``"other_till: accepted at till-1 ..."``) to an order
+step of a till when another till of the same store answered that assignment first: the order
+is that till's, the step changes nothing (its stock movements still count), and the till
+shows the order as handled at another till."""
+
+
 def reason_code(reason: str | None) -> str | None:
     """The code part of a reject reason ``"<code>: <words>"``."""
     if reason is None:

@@ -12,7 +12,9 @@ Checked after every step: no hold is negative or pending outside an order being 
 at HQ every order line is fulfilled at most once or a double-fulfilment incident exists.
 Checked when faults stop and every till has synced (besides everything the sync machine checks,
 stock conservation included): each till's pending holds are exactly its store's current-epoch
-assignment at HQ, and orders HQ no longer gives a store hold nothing there."""
+assignment at HQ (an assignment nobody answered yet is held at every till of the store; an
+answered one only at the till that answered it, the others see it handled at another till),
+and orders HQ no longer gives a store hold nothing there."""
 
 from __future__ import annotations
 
@@ -265,11 +267,12 @@ class OrderMachine(SyncMachine):
         live = sorted(hq_orders.LIVE)
         expected: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         epochs: dict[tuple[str, str], int] = {}
+        answered: set[tuple[str, str]] = set()
         for a in self.hq.rows(select(assignments).where(assignments.c.state.in_(live))):
             key = (a.store_id, a.order_id)
             epochs[key] = int(a.epoch)
-            if a.state == "assigned":
-                continue  # not accepted: nothing is held at the store yet
+            if a.state != "assigned":
+                answered.add(key)  # the answering till (the store's actor) holds it alone
             for ln in self.hq.rows(
                 select(assignment_lines).where(assignment_lines.c.assignment_id == a.id)
             ):
@@ -289,6 +292,10 @@ class OrderMachine(SyncMachine):
                 want = expected.get((store_id, order_id), {})
                 if order is not None and order.epoch != epochs.get((store_id, order_id)):
                     want = {}
+                mine = order is not None and order.epoch == epochs.get((store_id, order_id))
+                if mine and (store_id, order_id) in answered and i != ACTORS[store_id]:
+                    want = {}  # handled at another till: nothing held here
+                    assert order is not None and order.stage == "elsewhere", (i, order)
                 assert held.get(order_id, {}) == want, (store_id, i, order_id, order)
         skus_held = {h.sku for t in self.tills for h in store_orders.holds_of(t.store)}
         assert skus_held <= set(SKUS) | {None}
