@@ -39,6 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    inspect,
     select,
     text,
 )
@@ -184,6 +185,9 @@ stream_heads = Table(
     Column("stream", String(32), primary_key=True),
     Column("head", BigInteger, nullable=False, default=0),
     Column("compacted_through", BigInteger, nullable=False, default=0),
+    # tx_uid of the change at compacted_through (deleted with it): a cursor sitting exactly
+    # there can still be checked against the history it was taken on (hq.changelog)
+    Column("compacted_uid", BigInteger),
 )
 
 changes = Table(
@@ -197,6 +201,9 @@ changes = Table(
     Column("store_id", String(64)),  # None: every store
     Column("row", Text),  # JSON; None for a delete
     Column("committed_at", UTCDateTime, nullable=False),
+    # random id of the write transaction that made the change: a pull cursor's anchor, so that
+    # a cursor names the history it was taken on (None: written before the column existed)
+    Column("tx_uid", BigInteger),
     PrimaryKeyConstraint("stream", "seq"),
 )
 
@@ -557,6 +564,7 @@ class Database:
 
         with self.write() as conn:
             metadata.create_all(conn)
+            _add_missing_columns(conn)
             for table in metadata.sorted_tables:  # indexes added to tables that already existed
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
@@ -752,6 +760,23 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
         conn.exec_driver_sql(conn.info.pop("begin", "BEGIN"))
 
     return engine
+
+
+# columns added to tables after their first release: (table, column), created as nullable
+_ADDED_COLUMNS = (("changes", "tx_uid"), ("stream_heads", "compacted_uid"))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for the columns an older HQ database lacks (rows written
+    before keep NULL there)."""
+    inspector = inspect(conn)
+    for table_name, column_name in _ADDED_COLUMNS:
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        if column_name in present:
+            continue
+        column = metadata.tables[table_name].c[column_name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f'ALTER TABLE "{table_name}" ADD COLUMN "{column_name}" {kind}')
 
 
 # errors that mean "HQ's database is down or busy" rather than "this request is wrong"

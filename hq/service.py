@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from hq.changelog import heads, pull_page, snapshot_blocks
+from hq.changelog import anchor_at, heads, pull_page, snapshot_blocks
 from hq.db import (
     Database,
     devices,
@@ -79,7 +79,9 @@ def pull(
     offset = record_contact(db, dev, "pull", req.device_time, now)
     with db.read(snapshot=True) as conn:
         pages = {
-            stream: pull_page(conn, stream, cursor, req.limit, dev.store_id)
+            stream: pull_page(
+                conn, stream, cursor, req.limit, dev.store_id, req.anchors.get(stream)
+            )
             for stream, cursor in sorted(req.cursors.items())
         }
     return PullResponse(
@@ -97,7 +99,8 @@ def snapshot(
 
     Header, rows and cursor come from ONE snapshot read transaction, so the rows are exactly
     the stream's state at that cursor (the change log numbers changes under the same lock that
-    guards the rows, see :mod:`hq.changelog`)."""
+    guards the rows, see :mod:`hq.changelog`). The header carries the cursor's anchor, so a
+    till that loads the snapshot can have its cursor checked against HQ's history later."""
     if stream not in STREAMS:
         raise NotFound(f"no stream {stream!r}; streams are {', '.join(STREAMS)}")
     # opened here (not lazily) so that a database error becomes a 503 before any byte is sent
@@ -105,6 +108,7 @@ def snapshot(
     conn = cm.__enter__()
     try:
         cursor = heads(conn)[stream][0]
+        anchor = anchor_at(conn, stream, cursor)
     except BaseException:
         cm.__exit__(None, None, None)
         raise
@@ -114,6 +118,7 @@ def snapshot(
             header = SnapshotHeader(
                 stream=stream,  # type: ignore[arg-type]
                 cursor=cursor,
+                anchor=anchor,
                 after=after,
                 generated_at=utcnow(),
             )

@@ -3,7 +3,9 @@
 - Outbox: pending events in seq order, HQ's answers marked in one transaction, a rewind when HQ
   reports a lower ``last_applied_seq`` (restored from a backup), retention of acknowledged
   events, the quarantine list.
-- Pull: per-stream cursors; a page's changes and its cursor in one transaction; a snapshot
+- Pull: per-stream cursors, each with the anchor HQ gave with it (it names the history the
+  cursor was taken on, so that HQ can tell a cursor from before its restore); a page's changes
+  and its cursor in one transaction; a snapshot
   (a new till, or a reset) replaces that stream's rows in one transaction, never touching the
   store's own data or the outbox.
 - Journal: the last contact with HQ (online, last success, clock offset).
@@ -66,6 +68,11 @@ SYNC_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         # HQ's config stream: chain settings and staff ("staff:<id>"); value is JSON
         "CREATE TABLE hq_config (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    ),
+    (
+        # the anchor HQ gave with the cursor (which history the cursor was taken on; NULL: none
+        # known yet, the next page brings one)
+        "ALTER TABLE sync_cursor ADD COLUMN anchor TEXT",
     ),
 )
 SYNC_SCHEMA_VERSION = len(SYNC_MIGRATIONS)
@@ -422,6 +429,13 @@ class SqliteSyncState:
         }
         return {s: known.get(s) for s in streams}
 
+    def anchors(self, streams: Iterable[str]) -> dict[str, str | None]:
+        known = {
+            str(s): None if a is None else str(a)
+            for s, a in self.conn.execute("SELECT stream, anchor FROM sync_cursor")
+        }
+        return {s: known.get(s) for s in streams}
+
     def apply_pages(self, pages: Sequence[StreamPage]) -> int:
         if not pages:
             return 0
@@ -429,7 +443,7 @@ class SqliteSyncState:
         with self._bookkeeping() as conn:
             for page in pages:
                 row = conn.execute(
-                    "SELECT cursor FROM sync_cursor WHERE stream = ?", (page.stream,)
+                    "SELECT cursor, anchor FROM sync_cursor WHERE stream = ?", (page.stream,)
                 ).fetchone()
                 stored = int(row[0]) if row else 0
                 for change in page.changes:
@@ -438,7 +452,10 @@ class SqliteSyncState:
                     self._apply(page.stream, change.op, change.key, change.row, change.seq)
                     applied += 1
                 if row is None or page.cursor > stored:
-                    _set_cursor(conn, page.stream, max(stored, page.cursor))
+                    _set_cursor(conn, page.stream, page.cursor, page.anchor)
+                elif page.cursor == stored and row[1] is None and page.anchor is not None:
+                    # a cursor kept from before HQ gave anchors learns the one it names
+                    _set_cursor(conn, page.stream, stored, page.anchor)
         return applied
 
     # -- the appliers (inside the caller's transaction) ----------------------------------------
@@ -588,7 +605,7 @@ class SqliteSyncState:
                 n += 1
             counts["orders"] = n
         for stream, header in headers.items():
-            _set_cursor(conn, stream, header.cursor)
+            _set_cursor(conn, stream, header.cursor, header.anchor)
 
     def _load_catalog(
         self,
@@ -859,11 +876,12 @@ def _iso_or_none(when: datetime | None) -> str | None:
     return _iso(when) if when is not None else None
 
 
-def _set_cursor(conn: sqlite3.Connection, stream: str, cursor: int) -> None:
+def _set_cursor(conn: sqlite3.Connection, stream: str, cursor: int, anchor: str | None) -> None:
+    """A stream's cursor and its anchor, always together: an anchor belongs to one cursor."""
     conn.execute(
-        "INSERT INTO sync_cursor (stream, cursor) VALUES (?, ?)"
-        " ON CONFLICT(stream) DO UPDATE SET cursor = excluded.cursor",
-        (stream, cursor),
+        "INSERT INTO sync_cursor (stream, cursor, anchor) VALUES (?, ?, ?)"
+        " ON CONFLICT(stream) DO UPDATE SET cursor = excluded.cursor, anchor = excluded.anchor",
+        (stream, cursor, anchor),
     )
 
 

@@ -270,17 +270,40 @@ class Change(Message):
         return self
 
 
+Anchor = Annotated[str, Field(min_length=1, max_length=64)]
+"""Opaque text naming the change at a cursor's seq in HQ's change log (see :class:`StreamPage`).
+A cursor is a number AND the history it was taken on: after HQ is restored from a backup and
+writes again, the same number can name other changes."""
+
+RESET_REASONS: dict[str, str] = {
+    "cursor_expired": "the changes after this cursor were compacted away (retention)",
+    "cursor_ahead_of_hq": "the cursor is past HQ's last change: HQ was restored from a backup",
+    "history_changed": "the change at this cursor is not the one the till pulled: HQ was "
+    "restored from a backup and has written other changes under the same numbers since",
+}
+"""Why a stream was reset (:attr:`Reset.reason`). A till handles every reason the same way."""
+
+
 class PullRequest(Message):
-    """Cursors per stream (0 = from the beginning). Streams not named are not pulled."""
+    """Cursors per stream (0 = from the beginning). Streams not named are not pulled.
+
+    ``anchors``: for each stream, the :attr:`StreamPage.anchor` (or
+    :attr:`SnapshotHeader.anchor`) the till stored with its cursor. HQ checks that the change
+    at the cursor's seq is still that one and answers a ``history_changed`` reset when it is
+    not. A stream without an anchor (cursor 0, a till that never got one, an older till) is
+    served without the check. Added within protocol version 1: an HQ that does not know the
+    field ignores it, a till that does not know it sends none."""
 
     device_time: AwareDatetime
     cursors: dict[Stream, Cursor]
+    anchors: dict[Stream, Anchor] = {}
     limit: Annotated[StrictInt, Field(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT
 
 
 class Reset(Message):
-    """The cursor is older than HQ's retention for this stream: re-download the stream's
-    snapshot from ``snapshot_path`` and continue from the snapshot's cursor."""
+    """The till cannot continue this stream from its cursor (``reason``, one of
+    :data:`RESET_REASONS`): re-download the stream's snapshot from ``snapshot_path`` and
+    continue from the snapshot's cursor (and anchor)."""
 
     stream: Stream
     snapshot_path: str
@@ -294,6 +317,9 @@ class StreamPage(Message):
     changes: list[Change] = []
     cursor: Cursor
     """The cursor to store together with these changes (unchanged when there were none)."""
+    anchor: Anchor | None = None
+    """Store it beside ``cursor`` and send it back in :attr:`PullRequest.anchors`. None: the
+    cursor names no change (0, or a change written before HQ kept anchors)."""
     has_more: StrictBool = False
     reset: Reset | None = None
 
@@ -313,6 +339,8 @@ class SnapshotHeader(Message):
     stream: Stream
     cursor: Cursor
     """Continue pulling this stream from here once every row is loaded."""
+    anchor: Anchor | None = None
+    """The anchor of ``cursor`` (see :attr:`StreamPage.anchor`): stored with it."""
     protocol: StrictInt = PROTOCOL_VERSION
     after: str | None = None
     """The resume point this body starts after (None: the whole stream)."""

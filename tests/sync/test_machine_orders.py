@@ -92,7 +92,6 @@ class OrderMachine(SyncMachine):
 
     # -- HQ ------------------------------------------------------------------------------------
 
-    @precondition(lambda self: not self.restored)
     @rule(
         where=st.sampled_from(["near:S1", "near:S2", "pickup:S1", "pickup:S2"]),
         sku=skus,
@@ -132,7 +131,6 @@ class OrderMachine(SyncMachine):
         for i in ACTORS.values():
             self.sync(i)
 
-    @precondition(lambda self: not self.restored)
     @rule(minutes=st.sampled_from([11, 130]))
     def hq_time_passes(self, minutes: int) -> None:
         """Accept-by runs out (11 min); or stores that said nothing for over two hours get
@@ -140,7 +138,7 @@ class OrderMachine(SyncMachine):
         self.hq.clock.now += timedelta(minutes=minutes)
         hq_orders.tick(self.hq.db, now=self.hq.clock())
 
-    @precondition(lambda self: not self.restored and bool(self.order_ids))
+    @precondition(lambda self: bool(self.order_ids))
     @rule(k=st.integers(0, 50))
     def hq_reassign(self, k: int) -> None:
         order_id = self.order_ids[k % len(self.order_ids)]
