@@ -113,6 +113,50 @@ def sale_event(store_id: str, device_id: str, seq: int, rng_base: int) -> p.Even
     )
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of these processes (0 for one that is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(parents.get(pid, []))
+    return out
+
+
+def pg_backends(db: Database, app_name: str | None) -> list[int]:
+    """Process ids of the PostgreSQL backends HQ's pool holds (PostgreSQL on this machine)."""
+    if app_name is None:
+        return []
+    from sqlalchemy import text
+
+    with db.read() as conn:
+        rows = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": app_name}
+        )
+        return [int(r[0]) for r in rows]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,7 +180,11 @@ def prepare(args: argparse.Namespace) -> tuple[Database, list[str], str, Any]:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         sep = "&" if "?" in args.dsn else "?"
-        target = f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+        # the application name finds HQ's own PostgreSQL backends for the CPU figures
+        target = (
+            f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}&application_name={schema}"
+        )
+        args.app_name = schema
 
         def cleanup() -> None:
             with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -268,9 +316,18 @@ def main() -> None:
                     for j in range(0, len(env), args.batch)
                 ]
             )
+        server_pids = process_tree(server.pid)
+        server_cpu0 = cpu_seconds(server_pids)
+        client_cpu0 = time.process_time()
+        load0 = os.getloadavg()[0]
+        pg_cpu0 = cpu_seconds(pg_backends(db, getattr(args, "app_name", None)))
         seconds, latencies, counts = asyncio.run(
             run_clients(url, tokens, bodies, min(args.concurrency, args.stores))
         )
+        client_cpu = time.process_time() - client_cpu0
+        server_cpu = cpu_seconds(server_pids) - server_cpu0
+        # the backends open at the end (HQ's pool keeps them) against those open at the start
+        pg_cpu = cpu_seconds(pg_backends(db, getattr(args, "app_name", None))) - pg_cpu0
 
         with db.read() as conn:
             held = conn.execute(select(func.count()).select_from(events)).scalar_one()
@@ -294,6 +351,12 @@ def main() -> None:
             "lost": total_events - int(sold),
             "ledger_rows": int(moved),
             "retries_503": counts["retries"],
+            # CPU seconds used during the run: HQ (all its processes), its PostgreSQL backends
+            # (0 on SQLite), and this load generator; the machine's load average at the start
+            "hq_cpu_s": round(server_cpu, 2),
+            "pg_cpu_s": round(pg_cpu, 2),
+            "client_cpu_s": round(client_cpu, 2),
+            "loadavg_1m": round(load0, 2),
         }
         if not args.json:
             for k, v in result.items():
