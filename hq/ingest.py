@@ -308,9 +308,12 @@ def push_body(
             authenticate(conn, token_hash)  # 401 first, as for every other call
         raise
     if db.is_sqlite:
-        # SQLite has one writer for the whole file: a stranger's token must not take it
+        # SQLite has one writer for the whole file: a stranger's token must not take it. The
+        # read ends before the write starts: a thread holding one pooled connection while it
+        # waits for a second would exhaust the pool under many tills
         with db.read() as conn:
-            return _guarded(db, authenticate(conn, token_hash), req, now or utcnow(), max_batch)
+            dev = authenticate(conn, token_hash)
+        return _guarded(db, dev, req, now or utcnow(), max_batch)
     return _guarded(db, token_hash, req, now or utcnow(), max_batch)
 
 

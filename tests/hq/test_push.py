@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from uuid import uuid4
 
@@ -182,6 +183,22 @@ async def test_bad_events_are_quarantined_and_never_block_later_ones(
     again = await till.push(client, till.outbox)
     assert [r.effective_status for r in again.results] == [s for s, _ in got]
     assert count(db, quarantine) == 5
+
+
+async def test_more_tills_pushing_at_once_than_the_pool_has_connections(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    """Each push takes its pooled connections one after another (never one while holding
+    another), so a crowd of tills cannot leave every connection waiting for a second one."""
+    seed_catalog(db, ["A"])
+    tills = [register(db, f"S{i}") for i in range(24)]
+    for till in tills:
+        till.sale([("A", 1, 1000)])
+
+    answers = await asyncio.gather(*(till.push(client, till.outbox) for till in tills))
+
+    assert [[r.status for r in a.results] for a in answers] == [["applied"]] * len(tills)
+    assert count(db, sales) == len(tills)
 
 
 async def test_hq_keeps_and_checks_each_payload_in_the_tills_own_spelling(
