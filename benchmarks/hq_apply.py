@@ -1,16 +1,23 @@
 """HQ ingest throughput: many stores pushing sales at once to a real HQ over loopback.
 
-HQ runs as a real `hq serve` (uvicorn, one process) in a subprocess on 127.0.0.1; the stores are
+HQ runs as a real `hq serve --quiet` (uvicorn, `--workers` processes, 1 unless told) in a
+subprocess on 127.0.0.1; the stores are
 asyncio clients (httpx) in this process, one task per store, each pushing its own backlog in
 batches one after another, all stores at the same time. Every event is a `sale.completed` of
 4 lines (one sale, 4 stock movements, 1-2 payments), as the till writes it.
 
     benchmarks/hq_apply.py --backend postgresql|sqlite [--stores N] [--sales-per-store N]
-                           [--batch N] [--dsn DSN] [--quick] [--json]
+                           [--batch N] [--concurrency N] [--workers N] [--dsn DSN] [--quick]
+                           [--json]
 
 Figures: events_per_s (events applied / wall time from the first push to the last answer),
 stores, p50/p99_batch_ms (one push's round trip), and checks: applied, duplicates, lost (events
-HQ does not hold after the run). With --json the last line is one JSON object.
+HQ does not hold after the run). The client, HQ and PostgreSQL share the machine's cores, so the
+run also reports the CPU seconds each used while the stores pushed (hq_cpu_s: every HQ process;
+pg_cpu_s: HQ's PostgreSQL backends, found by their application_name; client_cpu_s: this load
+generator, whose bodies are built before the clock starts) and the load average at the start:
+hq_cpu_s / events is HQ's cost per event, which another machine's load disturbs far less than
+events_per_s. With --json the last line is one JSON object.
 """
 
 from __future__ import annotations
