@@ -1,7 +1,7 @@
 """HQ ingest throughput: many stores pushing sales at once to a real HQ over loopback.
 
-HQ runs as a real `hq serve --quiet` (uvicorn, `--workers` processes, 1 unless told) in a
-subprocess on 127.0.0.1; the stores are
+HQ runs as a real `hq serve --quiet` (uvicorn; `--workers` processes: 2 on PostgreSQL, 1 on
+SQLite unless told) in a subprocess on 127.0.0.1; the stores are
 asyncio clients (httpx) in this process, one task per store, each pushing its own backlog in
 batches one after another, all stores at the same time. Every event is a `sale.completed` of
 4 lines (one sale, 4 stock movements, 1-2 payments), as the till writes it.
@@ -263,12 +263,19 @@ def main() -> None:
         "--concurrency", type=int, default=16, help="stores pushing at the same instant"
     )
     ap.add_argument("--dsn", default=DEFAULT_DSN)
-    ap.add_argument("--workers", type=int, default=1, help="HQ server processes")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="HQ server processes (default: 2 on PostgreSQL, as hq/README advises; 1 on SQLite)",
+    )
     ap.add_argument("--quick", action="store_true", help="small run (10 stores x 60 sales)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.stores, args.sales_per_store = 10, 60
+    if args.workers is None:
+        args.workers = 2 if args.backend == "postgresql" else 1
 
     db, tokens, target, cleanup = prepare(args)
     port = free_port()
