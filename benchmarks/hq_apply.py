@@ -1,16 +1,23 @@
 """HQ ingest throughput: many stores pushing sales at once to a real HQ over loopback.
 
-HQ runs as a real `hq serve` (uvicorn, one process) in a subprocess on 127.0.0.1; the stores are
+HQ runs as a real `hq serve --quiet` (uvicorn; `--workers` processes: 2 on PostgreSQL, 1 on
+SQLite unless told) in a subprocess on 127.0.0.1; the stores are
 asyncio clients (httpx) in this process, one task per store, each pushing its own backlog in
 batches one after another, all stores at the same time. Every event is a `sale.completed` of
 4 lines (one sale, 4 stock movements, 1-2 payments), as the till writes it.
 
     benchmarks/hq_apply.py --backend postgresql|sqlite [--stores N] [--sales-per-store N]
-                           [--batch N] [--dsn DSN] [--quick] [--json]
+                           [--batch N] [--concurrency N] [--workers N] [--dsn DSN] [--quick]
+                           [--json]
 
 Figures: events_per_s (events applied / wall time from the first push to the last answer),
 stores, p50/p99_batch_ms (one push's round trip), and checks: applied, duplicates, lost (events
-HQ does not hold after the run). With --json the last line is one JSON object.
+HQ does not hold after the run). The client, HQ and PostgreSQL share the machine's cores, so the
+run also reports the CPU seconds each used while the stores pushed (hq_cpu_s: every HQ process;
+pg_cpu_s: HQ's PostgreSQL backends, found by their application_name; client_cpu_s: this load
+generator, whose bodies are built before the clock starts) and the load average at the start:
+hq_cpu_s / events is HQ's cost per event, which another machine's load disturbs far less than
+events_per_s. With --json the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -113,6 +120,50 @@ def sale_event(store_id: str, device_id: str, seq: int, rng_base: int) -> p.Even
     )
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of these processes (0 for one that is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(parents.get(pid, []))
+    return out
+
+
+def pg_backends(db: Database, app_name: str | None) -> list[int]:
+    """Process ids of the PostgreSQL backends HQ's pool holds (PostgreSQL on this machine)."""
+    if app_name is None:
+        return []
+    from sqlalchemy import text
+
+    with db.read() as conn:
+        rows = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": app_name}
+        )
+        return [int(r[0]) for r in rows]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,7 +187,11 @@ def prepare(args: argparse.Namespace) -> tuple[Database, list[str], str, Any]:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         sep = "&" if "?" in args.dsn else "?"
-        target = f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+        # the application name finds HQ's own PostgreSQL backends for the CPU figures
+        target = (
+            f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}&application_name={schema}"
+        )
+        args.app_name = schema
 
         def cleanup() -> None:
             with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -213,7 +268,12 @@ def main() -> None:
         "--concurrency", type=int, default=16, help="stores pushing at the same instant"
     )
     ap.add_argument("--dsn", default=DEFAULT_DSN)
-    ap.add_argument("--workers", type=int, default=1, help="HQ server processes")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="HQ server processes (default: 2 on PostgreSQL, as hq/README advises; 1 on SQLite)",
+    )
     ap.add_argument("--quick", action="store_true", help="small run (10 stores x 60 sales)")
     ap.add_argument(
         "--ledger-event-index",
@@ -224,6 +284,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.stores, args.sales_per_store = 10, 60
+    if args.workers is None:
+        args.workers = 2 if args.backend == "postgresql" else 1
 
     db, tokens, target, cleanup = prepare(args)
     port = free_port()
@@ -278,9 +340,18 @@ def main() -> None:
                     for j in range(0, len(env), args.batch)
                 ]
             )
+        server_pids = process_tree(server.pid)
+        server_cpu0 = cpu_seconds(server_pids)
+        client_cpu0 = time.process_time()
+        load0 = os.getloadavg()[0]
+        pg_cpu0 = cpu_seconds(pg_backends(db, getattr(args, "app_name", None)))
         seconds, latencies, counts = asyncio.run(
             run_clients(url, tokens, bodies, min(args.concurrency, args.stores))
         )
+        client_cpu = time.process_time() - client_cpu0
+        server_cpu = cpu_seconds(server_pids) - server_cpu0
+        # the backends open at the end (HQ's pool keeps them) against those open at the start
+        pg_cpu = cpu_seconds(pg_backends(db, getattr(args, "app_name", None))) - pg_cpu0
 
         with db.read() as conn:
             held = conn.execute(select(func.count()).select_from(events)).scalar_one()
@@ -304,6 +375,12 @@ def main() -> None:
             "lost": total_events - int(sold),
             "ledger_rows": int(moved),
             "retries_503": counts["retries"],
+            # CPU seconds used during the run: HQ (all its processes), its PostgreSQL backends
+            # (0 on SQLite), and this load generator; the machine's load average at the start
+            "hq_cpu_s": round(server_cpu, 2),
+            "pg_cpu_s": round(pg_cpu, 2),
+            "client_cpu_s": round(client_cpu, 2),
+            "loadavg_1m": round(load0, 2),
         }
         if not args.json:
             for k, v in result.items():

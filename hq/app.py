@@ -163,12 +163,15 @@ def create_app(
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def device(request: Request) -> ingest.DeviceAuth:
+    def token_digest(request: Request) -> str:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("send the till's token as 'Authorization: Bearer <token>'")
-        digest = hash_token(token.strip())
+        return hash_token(token.strip())
+
+    async def device(request: Request) -> ingest.DeviceAuth:
+        digest = token_digest(request)
 
         def lookup() -> ingest.DeviceAuth:
             with db.read() as conn:
@@ -185,10 +188,15 @@ def create_app(
 
     @app.post(f"{API_PREFIX}/push")
     async def push(request: Request) -> Response:
-        dev = await device(request)
-        req = await body_as(request, PushRequest)
-        res = await run_in_threadpool(ingest.push, db, dev, req, now=clock(), max_batch=max_batch)
-        return Response(res.to_json(), media_type="application/json")
+        # parse, token check and apply on one worker thread, in one transaction on PostgreSQL
+        digest = token_digest(request)
+        raw = await request.body()
+
+        def apply() -> bytes:
+            res = ingest.push_body(db, digest, raw, parse_push, now=clock(), max_batch=max_batch)
+            return res.model_dump_json().encode()
+
+        return Response(await run_in_threadpool(apply), media_type="application/json")
 
     @app.post(f"{API_PREFIX}/pull")
     async def pull(request: Request) -> Response:
@@ -273,6 +281,10 @@ def parse(model: type[M], raw: bytes) -> M:
         raise Invalid(
             f"the request body is not a valid {model.__name__}", _errors(errors)
         ) from None
+
+
+def parse_push(raw: bytes) -> PushRequest:
+    return parse(PushRequest, raw)
 
 
 def _errors(errors: Any) -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, quiet: bool) -
             workers=workers,
             host=host,
             port=port,
-            log_level="info",
+            **logging,
         )
         return
     uvicorn.run(create_app(db), host=host, port=port, **logging)

@@ -11,6 +11,8 @@ write transaction takes row locks explicitly (``SELECT ... FOR UPDATE``) where o
 
 from __future__ import annotations
 
+import json
+import operator
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -650,8 +652,13 @@ class Database:
         sql = f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)'
         with _driver_errors(sql), raw.cursor() as cur, cur.copy(sql) as copy:
             copy.set_types([_pg_type(table.c[c].type) for c in cols])
+            if len(cols) == 1:
+                for row in rows:
+                    copy.write_row((row[cols[0]],))
+                return
+            values = operator.itemgetter(*cols)  # the row's values as a tuple, in one C call
             for row in rows:
-                copy.write_row([row[c] for c in cols])
+                copy.write_row(values(row))
 
     def add_to_counters(
         self,
@@ -680,13 +687,15 @@ class Database:
         fixed = ", ".join(f":{k}" for k in keys)
         cols = ", ".join(f'"{c}"' for c in [*keys, key_column, column])
         conflict = ", ".join(f'"{c}"' for c in [*keys, key_column])
+        # the pairs travel as one JSON text (json.dumps runs in C; psycopg's array adapter
+        # quotes each element in Python); json_array_elements keeps their order
         conn.execute(
             text(
                 f'INSERT INTO "{table.name}" ({cols}) '
-                f"SELECT {fixed}, k, d FROM unnest(CAST(:ks AS text[]), CAST(:ds AS bigint[])) AS u(k, d) "
+                f"SELECT {fixed}, e->>0, CAST(e->>1 AS bigint) FROM json_array_elements(CAST(:kd AS json)) AS e "
                 f'ON CONFLICT ({conflict}) DO UPDATE SET "{column}" = "{table.name}"."{column}" + excluded."{column}"'
             ),
-            {**keys, "ks": [k for k, _ in items], "ds": [d for _, d in items]},
+            {**keys, "kd": json.dumps(items)},
         )
 
     def existing(self, conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
@@ -698,9 +707,10 @@ class Database:
             table = column.table.name
             rows = conn.execute(
                 text(
-                    f'SELECT "{column.name}" FROM "{table}" WHERE "{column.name}" = ANY(CAST(:vs AS text[]))'
+                    f'SELECT "{column.name}" FROM "{table}" WHERE "{column.name}" = '
+                    "ANY(ARRAY(SELECT json_array_elements_text(CAST(:vs AS json))))"
                 ),
-                {"vs": list(values)},
+                {"vs": json.dumps(list(values))},
             )
             return {r[0] for r in rows}
         found: set[str] = set()

@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from hq import orders
@@ -63,7 +64,14 @@ from hq.db import (
     sync_log,
     utcnow,
 )
-from hq.errors import BatchOutOfOrder, BatchTooLarge, DeviceMismatch, Unauthorized, Unavailable
+from hq.errors import (
+    BatchOutOfOrder,
+    BatchTooLarge,
+    DeviceMismatch,
+    HQError,
+    Unauthorized,
+    Unavailable,
+)
 from sync.protocol import (
     MAX_PUSH_BATCH,
     ORDER_EVENT_MODELS,
@@ -277,10 +285,45 @@ def push(
     max_batch: int = MAX_PUSH_BATCH,
 ) -> PushResponse:
     """Apply one push of one device (see the module docstring for every decision)."""
-    now = now or utcnow()
-    check_batch(dev, req.batch, max_batch)
+    return _guarded(db, dev, req, now or utcnow(), max_batch)
+
+
+def push_body(
+    db: Database,
+    token_hash: str,
+    raw: bytes,
+    parse: Callable[[bytes], PushRequest],
+    *,
+    now: datetime | None = None,
+    max_batch: int = MAX_PUSH_BATCH,
+) -> PushResponse:
+    """A push as it arrives over HTTP: the token's hash and the raw body, handled on one worker
+    thread. On PostgreSQL the token is looked up by the statement that locks the device row,
+    so a push takes one connection and one transaction; an unknown token still gets 401 before
+    any complaint about the body."""
     try:
-        return _push(db, dev, req, now)
+        req = parse(raw)
+    except HQError:
+        with db.read() as conn:
+            authenticate(conn, token_hash)  # 401 first, as for every other call
+        raise
+    if db.is_sqlite:
+        # SQLite has one writer for the whole file: a stranger's token must not take it. The
+        # read ends before the write starts: a thread holding one pooled connection while it
+        # waits for a second would exhaust the pool under many tills
+        with db.read() as conn:
+            dev = authenticate(conn, token_hash)
+        return _guarded(db, dev, req, now or utcnow(), max_batch)
+    return _guarded(db, token_hash, req, now or utcnow(), max_batch)
+
+
+def _guarded(
+    db: Database, who: DeviceAuth | str, req: PushRequest, now: datetime, max_batch: int
+) -> PushResponse:
+    if isinstance(who, DeviceAuth):
+        check_batch(who, req.batch, max_batch)
+    try:
+        return _push(db, who, req, now, max_batch)
     except IntegrityError as error:
         # only a concurrent push of another till using the same sale or movement id can get
         # past the checks in _decide; nothing was written, and the retry will see that id
@@ -289,14 +332,33 @@ def push(
         ) from error
 
 
-def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> PushResponse:
+def _lock_device(db: Database, conn: Connection, who: DeviceAuth | str) -> tuple[DeviceAuth, int]:
+    """The calling device and its ``last_applied_seq``, its row locked until the commit."""
+    if isinstance(who, DeviceAuth):
+        last = conn.execute(
+            db.lock_rows(select(devices.c.last_applied_seq).where(devices.c.id == who.pk))
+        ).scalar_one()
+        return who, int(last)
+    row = conn.execute(
+        db.lock_rows(
+            select(
+                devices.c.id, devices.c.store_id, devices.c.device_id, devices.c.last_applied_seq
+            ).where(devices.c.token_hash == who)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("this token is not known to HQ; register the till with `hq device add`")
+    return DeviceAuth(int(row.id), row.store_id, row.device_id), int(row.last_applied_seq)
+
+
+def _push(
+    db: Database, who: DeviceAuth | str, req: PushRequest, now: datetime, max_batch: int
+) -> PushResponse:
     offset = (req.device_time - now).total_seconds()
     with db.write() as conn:
-        last = int(
-            conn.execute(
-                db.lock_rows(select(devices.c.last_applied_seq).where(devices.c.id == dev.pk))
-            ).scalar_one()
-        )
+        dev, last = _lock_device(db, conn, who)
+        if not isinstance(who, DeviceAuth):
+            check_batch(dev, req.batch, max_batch)  # raising rolls back: nothing was written
         results: list[PushResult] = []
         quarantined: list[dict[str, Any]] = []
 
@@ -456,19 +518,14 @@ def _decide(
     db: Database, conn: Connection, dev: DeviceAuth, fresh: list[EventEnvelope]
 ) -> list[_Fresh]:
     """Validate each new event and check every unique key it uses (event, sale, movement ids,
-    SKUs) against HQ and against the events before it in the same batch."""
-    ids = [str(e.event_id) for e in fresh]
-    known_ids = db.existing(conn, events.c.event_id, ids)
-    seen: set[str] = set()
+    SKUs) against HQ and against the events before it in the same batch. The payloads are
+    validated first, so that every key is looked up in one statement."""
     decided: list[_Fresh] = []
     for e in fresh:
-        text = _payload_text(e.payload)
-        f = _Fresh(e, text)
-        eid = str(e.event_id)
+        payload, hash_ok = _checked_text(e)
+        f = _Fresh(e, payload)
         handler = HANDLERS.get(e.type)
-        if eid in known_ids or eid in seen:
-            f.reason = "idempotency_mismatch: this event id was already used for another seq"
-        elif hashlib.sha256(text.encode("utf-8")).hexdigest() != e.payload_hash:
+        if not hash_ok:
             f.reason = "payload_hash_mismatch: the payload hash does not match the payload"
         elif handler is None:
             f.reason = f"unsupported_event_type: HQ does not apply {e.type!r} events"
@@ -479,17 +536,27 @@ def _decide(
                 f.model = handler.model.model_validate(e.payload)
             except ValidationError as error:
                 f.reason = "invalid_payload: " + _short(error)
-        seen.add(eid)
         decided.append(f)
 
     valid = [f for f in decided if f.reason is None]
-    skus = {s for f in valid for s in HANDLERS[f.env.type].skus(f.model)}
-    mids = [m for f in valid for m in HANDLERS[f.env.type].movement_ids(f.model)]
-    sids = [s for f in valid for s in HANDLERS[f.env.type].sale_ids(f.model)]
-    known_skus = db.existing(conn, products.c.sku, sorted(skus))
-    used_mids = db.existing(conn, stock_ledger.c.movement_id, mids)
-    used_sales = db.existing(conn, sales.c.sale_id, sids)
-    for f in valid:
+    known = _lookup(
+        db,
+        conn,
+        event_ids=[str(f.env.event_id) for f in decided],
+        skus=sorted({s for f in valid for s in HANDLERS[f.env.type].skus(f.model)}),
+        movement_ids=[m for f in valid for m in HANDLERS[f.env.type].movement_ids(f.model)],
+        sale_ids=[s for f in valid for s in HANDLERS[f.env.type].sale_ids(f.model)],
+    )
+    used_mids, used_sales = known.movement_ids, known.sale_ids
+    seen: set[str] = set()
+    for f in decided:
+        eid = str(f.env.event_id)
+        if eid in known.event_ids or eid in seen:
+            # the id check comes before every other reason
+            f.reason = "idempotency_mismatch: this event id was already used for another seq"
+        seen.add(eid)
+        if f.reason is not None:
+            continue
         h = HANDLERS[f.env.type]
         if h.names_store and (
             f.model.store_id != dev.store_id or f.model.device_id != dev.device_id
@@ -499,7 +566,7 @@ def _decide(
                 f"but the token is {dev.store_id}/{dev.device_id}"
             )
             continue
-        unknown = sorted({s for s in h.skus(f.model) if s not in known_skus})
+        unknown = sorted({s for s in h.skus(f.model) if s in known.unknown_skus})
         if unknown:
             f.reason = (
                 "unknown_sku: " + ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
@@ -517,6 +584,78 @@ def _decide(
         used_sales.update(sale_ids)
         used_mids.update(mv)
     return decided
+
+
+@dataclass(frozen=True)
+class _Known:
+    event_ids: set[str]
+    unknown_skus: set[str]
+    movement_ids: set[str]
+    sale_ids: set[str]
+
+
+def _lookup(
+    db: Database,
+    conn: Connection,
+    *,
+    event_ids: list[str],
+    skus: list[str],
+    movement_ids: list[str],
+    sale_ids: list[str],
+) -> _Known:
+    """Which event, movement and sale ids HQ already holds, and which SKUs it never had.
+
+    On PostgreSQL this is ONE statement (one round trip) whose lists travel as JSON arrays:
+    json.dumps runs in C, where psycopg's array adapter quotes every element in Python. It
+    returns only the hits, which in a normal push are none."""
+    if db.is_sqlite:
+        return _Known(
+            db.existing(conn, events.c.event_id, event_ids),
+            set(skus) - db.existing(conn, products.c.sku, skus),
+            db.existing(conn, stock_ledger.c.movement_id, movement_ids),
+            db.existing(conn, sales.c.sale_id, sale_ids),
+        )
+
+    def among(param: str) -> str:
+        return f"ANY(ARRAY(SELECT json_array_elements_text(CAST(:{param} AS json))))"
+
+    rows = conn.execute(
+        text(
+            f"SELECT 0, event_id FROM {events.name} WHERE event_id = {among('e')} "
+            f"UNION ALL SELECT 1, v FROM json_array_elements_text(CAST(:k AS json)) AS v "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {products.name} p WHERE p.sku = v) "
+            f"UNION ALL SELECT 2, movement_id FROM {stock_ledger.name} WHERE movement_id = {among('m')} "
+            f"UNION ALL SELECT 3, sale_id FROM {sales.name} WHERE sale_id = {among('s')}"
+        ),
+        {
+            "e": json.dumps(event_ids),
+            "k": json.dumps(skus),
+            "m": json.dumps(movement_ids),
+            "s": json.dumps(sale_ids),
+        },
+    )
+    found: tuple[set[str], set[str], set[str], set[str]] = (set(), set(), set(), set())
+    for kind, value in rows:
+        found[kind].add(value)
+    return _Known(*found)
+
+
+def _checked_text(e: EventEnvelope) -> tuple[str, bool]:
+    """The payload's canonical text and whether its sha256 is the envelope's hash.
+
+    orjson spells it in a tenth of the time of the json module. Only the stdlib spelling
+    (:func:`canonical_json`, what a till hashes) is the reference, so orjson's text is taken only
+    when its hash matches (then it IS that text); otherwise the payload is spelled again the
+    reference way before it is judged, and the decision never depends on orjson."""
+    try:
+        fast = orjson.dumps(e.payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a lone surrogate...
+        pass
+    else:
+        if hashlib.sha256(fast).hexdigest() == e.payload_hash:
+            return fast.decode("utf-8"), True
+    text = _payload_text(e.payload)
+    return text, hashlib.sha256(text.encode("utf-8")).hexdigest() == e.payload_hash
 
 
 def _payload_text(payload: dict[str, Any]) -> str:

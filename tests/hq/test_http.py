@@ -18,7 +18,7 @@ import uvicorn
 from hq.app import create_app
 from hq.db import Database
 from sync import protocol as p
-from tests.hq.support import T0, register, seed_catalog
+from tests.hq.support import T0, Till, register, seed_catalog
 
 
 def error_code(r: httpx.Response) -> str:
@@ -44,6 +44,15 @@ async def test_missing_and_bad_tokens_are_401(till_client) -> None:  # type: ign
         assert r.status_code == 401 and error_code(r) == "unauthorized"
     r = await client.get(p.STATUS_PATH)
     assert r.status_code == 401 and error_code(r) == "unauthorized"
+
+
+async def test_an_unknown_token_is_401_whatever_the_body(till_client) -> None:  # type: ignore[no-untyped-def]
+    _till, client = till_client
+    other = Till("S9", "till-9", "nope")  # events of a device HQ does not know
+    for body in (b"{not json", b"[1, 2]", other.push_body([other.sale([("A", 1, 100)])])):
+        kw = {"content": body} if isinstance(body, bytes) else {"json": body}
+        r = await client.post(p.PUSH_PATH, headers={"Authorization": "Bearer nope"}, **kw)
+        assert r.status_code == 401 and error_code(r) == "unauthorized", r.text
 
 
 @pytest.mark.parametrize(

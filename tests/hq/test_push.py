@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from uuid import uuid4
 
@@ -12,7 +13,7 @@ from sqlalchemy import func, select
 from hq import admin
 from hq.db import Database, events, quarantine, sales, stock_ledger, utcnow
 from sync import protocol as p
-from tests.hq.support import Till, add_till, register, seed_catalog
+from tests.hq.support import Till, add_till, register, sale_payload, seed_catalog
 
 DAY = date(2026, 11, 22)
 
@@ -182,6 +183,52 @@ async def test_bad_events_are_quarantined_and_never_block_later_ones(
     again = await till.push(client, till.outbox)
     assert [r.effective_status for r in again.results] == [s for s, _ in got]
     assert count(db, quarantine) == 5
+
+
+async def test_more_tills_pushing_at_once_than_the_pool_has_connections(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    """Each push takes its pooled connections one after another (never one while holding
+    another), so a crowd of tills cannot leave every connection waiting for a second one."""
+    seed_catalog(db, ["A"])
+    tills = [register(db, f"S{i}") for i in range(24)]
+    for till in tills:
+        till.sale([("A", 1, 1000)])
+
+    answers = await asyncio.gather(*(till.push(client, till.outbox) for till in tills))
+
+    assert [[r.status for r in a.results] for a in answers] == [["applied"]] * len(tills)
+    assert count(db, sales) == len(tills)
+
+
+async def test_hq_keeps_and_checks_each_payload_in_the_tills_own_spelling(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    """HQ spells payloads with a fast encoder and falls back to the reference one: what it
+    stores and how it judges the hash must not depend on which one ran."""
+    seed_catalog(db, ["A"])
+    till = register(db, "S1")
+
+    def sale(n: int, note: object) -> p.EventEnvelope:
+        payload = {**sale_payload("S1", "till-1", [("A", 1, 1000)], sale_no=n), "note": note}
+        return till.event(p.SALE_COMPLETED, payload)
+
+    tricky = sale(1, '商品\u2028\x1f\\ "é" /')
+    huge = sale(2, 2**70)  # beyond 64 bits: only the json module spells it
+    bad = sale(3, 2**70)
+    till.outbox[-1] = bad.model_copy(update={"payload_hash": p.payload_hash({"other": 1})})
+
+    res = await till.push(client, till.outbox)
+
+    assert [(r.status, p.reason_code(r.reason)) for r in res.results] == [
+        ("applied", None),
+        ("applied", None),
+        ("rejected", "payload_hash_mismatch"),
+    ]
+    with db.read() as conn:
+        stored = dict(conn.execute(select(events.c.seq, events.c.payload)).all())
+    assert stored[1] == p.canonical_json(tricky.payload)
+    assert stored[2] == p.canonical_json(huge.payload)
 
 
 async def test_reused_sale_and_movement_ids_are_quarantined(
