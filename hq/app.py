@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -154,6 +155,14 @@ def create_app(
             422, "validation_error", "the request is not valid", _errors(error.errors())
         )
 
+    @app.exception_handler(DataError)
+    async def _unstorable(_req: Request, error: DataError) -> JSONResponse:
+        # a value the database refuses (out of a column's range, bad text): the request's fault
+        log.warning("value refused by the database: %s", error.orig)
+        return error_response(
+            422, "validation_error", "a value in the request cannot be stored (out of range)"
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error")
@@ -270,8 +279,14 @@ def create_app(
     return app
 
 
-def parse(model: type[M], raw: bytes) -> M:
-    """A request body as a protocol model, or the 400/422 that says why not."""
+def parse(model: type[M], raw: bytes, *, nul_ok: bool = False) -> M:
+    """A request body as a protocol model, or the 400/422 that says why not.
+
+    Text with the NUL character (JSON ``\\u0000``) is refused: PostgreSQL's text cannot hold it,
+    and no till or platform has a reason to send it. A push (``nul_ok``) is judged event by
+    event instead, so that one such event is quarantined rather than blocking the batch."""
+    if not nul_ok and b"\\u0000" in raw:
+        raise Invalid(f"the request body is not a valid {model.__name__}: text with NUL (\\u0000)")
     try:
         return model.model_validate_json(raw)
     except ValidationError as error:
@@ -284,7 +299,7 @@ def parse(model: type[M], raw: bytes) -> M:
 
 
 def parse_push(raw: bytes) -> PushRequest:
-    return parse(PushRequest, raw)
+    return parse(PushRequest, raw, nul_ok=True)
 
 
 def _errors(errors: Any) -> list[dict[str, Any]]:

@@ -536,6 +536,12 @@ def _decide(
                 f.model = handler.model.model_validate(e.payload)
             except ValidationError as error:
                 f.reason = "invalid_payload: " + _short(error)
+            else:
+                # the typed fields go to columns, and PostgreSQL's text cannot hold NUL (numbers
+                # are bounded to 64 bits by the models); walked only when the text shows one
+                unstorable = _nul_text(f.model.model_dump()) if "\\u0000" in payload else None
+                if unstorable is not None:
+                    f.model, f.reason = None, "invalid_payload: " + unstorable
         decided.append(f)
 
     valid = [f for f in decided if f.reason is None]
@@ -638,6 +644,23 @@ def _lookup(
     for kind, value in rows:
         found[kind].add(value)
     return _Known(*found)
+
+
+def _nul_text(value: Any, where: str = "payload") -> str | None:
+    """Where a text holding the NUL character is, or None."""
+    if isinstance(value, str):
+        return f"{where}: text contains the NUL character" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            why = _nul_text(key, where) or _nul_text(item, f"{where}.{key}")
+            if why is not None:
+                return why
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            why = _nul_text(item, f"{where}.{n}")
+            if why is not None:
+                return why
+    return None
 
 
 def _checked_text(e: EventEnvelope) -> tuple[str, bool]:

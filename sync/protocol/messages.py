@@ -59,6 +59,8 @@ changed. A wake-up only: the store then pulls; pull alone stays correct when SSE
 _TYPE_RE = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 Identifier = Annotated[str, Field(min_length=1, max_length=64)]
 Seq = Annotated[StrictInt, Field(ge=1)]
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer a BIGINT column holds: every number of a payload HQ stores."""
 Cursor = Annotated[StrictInt, Field(ge=0)]
 HashHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -515,14 +517,14 @@ class EodReceipt(Message):
 
 
 class SaleLineV1(Message):
-    line_no: Annotated[StrictInt, Field(ge=1)]
+    line_no: Annotated[Int64, Field(ge=1)]
     sku: Annotated[str, Field(min_length=1)]
     name: str
-    qty: Annotated[StrictInt, Field(ge=1)]
-    unit_price: StrictInt
-    tax_rate_bp: StrictInt
-    line_total: StrictInt
-    tax_amount: StrictInt
+    qty: Annotated[Int64, Field(ge=1)]
+    unit_price: Int64
+    tax_rate_bp: Int64
+    line_total: Int64
+    tax_amount: Int64
     movement_id: UUIDText
     code: str | None = None
     stock_short: StrictBool = False
@@ -530,9 +532,9 @@ class SaleLineV1(Message):
 
 class SalePaymentV1(Message):
     method: Literal["cash", "card", "wallet"]
-    amount: StrictInt
-    tendered: StrictInt | None = None
-    change: StrictInt | None = None
+    amount: Int64
+    tendered: Int64 | None = None
+    change: Int64 | None = None
     reference: str | None = None
 
 
@@ -540,7 +542,7 @@ class SaleCompletedV1(Message):
     """``sale.completed`` schema_version 1: exactly the store's payload (contract-store)."""
 
     sale_id: UUIDText
-    sale_no: StrictInt
+    sale_no: Int64
     short_id: str
     store_id: str
     device_id: str
@@ -548,8 +550,8 @@ class SaleCompletedV1(Message):
     completed_at: AwareDatetime
     currency: str = "CNY"
     guide_id: str | None = None
-    total: StrictInt
-    tax_total: StrictInt
+    total: Int64
+    tax_total: Int64
     lines: Annotated[list[SaleLineV1], Field(min_length=1)]
     payments: list[SalePaymentV1]
 
@@ -563,7 +565,7 @@ class SaleCompletedV1(Message):
 class MovementV1(Message):
     movement_id: UUIDText
     sku: Annotated[str, Field(min_length=1)]
-    delta: StrictInt
+    delta: Int64
     reason: str | None = None
 
 
@@ -614,7 +616,7 @@ Longitude = Annotated[float, BeforeValidator(_coordinate), Field(ge=-180, le=180
 OrderId = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
-Qty = Annotated[StrictInt, Field(ge=1)]
+Qty = Annotated[Int64, Field(ge=1)]
 
 
 class OrderCustomer(Message):
@@ -642,7 +644,7 @@ class OrderRow(Message):
     order_id: str
     platform: str
     platform_order_id: str
-    epoch: Annotated[StrictInt, Field(ge=1)]
+    epoch: Annotated[Int64, Field(ge=1)]
     assignment: OrderAssignment
     accept_by: AwareDatetime
     promised_at: AwareDatetime | None = None
@@ -656,7 +658,7 @@ class OrderRow(Message):
 
 class _OrderEvent(Message):
     order_id: OrderId
-    epoch: Annotated[StrictInt, Field(ge=1)]
+    epoch: Annotated[Int64, Field(ge=1)]
 
 
 class OrderAcceptedV1(_OrderEvent):
@@ -672,7 +674,7 @@ class PickedLineV1(Message):
     line_id: str
     sku: str
     qty_ordered: Qty
-    qty_picked: Annotated[StrictInt, Field(ge=0)]
+    qty_picked: Annotated[Int64, Field(ge=0)]
     substitute_sku: str | None = None
     reason: Annotated[str, Field(max_length=200)] | None = None
 
@@ -686,7 +688,7 @@ class OrderReadyV1(_OrderEvent):
 
 
 class OrderMovementV1(MovementV1):
-    delta: Annotated[StrictInt, Field(lt=0)]
+    delta: Annotated[Int64, Field(lt=0)]
 
 
 class OrderHandedOverV1(_OrderEvent):

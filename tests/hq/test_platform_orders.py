@@ -533,3 +533,22 @@ async def test_a_pickup_packed_while_the_cancel_is_asked_still_tells_its_code(
         assert [n["kind"] for n in notes] == ["accepted", "ready_for_pickup", "cancel_refused"]
         assert notes[1]["pickup_code"] == o["pickup_code"]
         assert live(c.view(oid)) == [("S1", 1, "ready")]
+
+
+async def test_values_the_database_cannot_hold_get_a_422_on_every_backend(db: Database) -> None:
+    """A NUL in a text (PostgreSQL's text refuses it) or a quantity beyond 64 bits is the
+    request's fault: 422 with a JSON error, the same on SQLite and PostgreSQL, never a 500."""
+    from tests.hq.order_support import order_body
+
+    async with chain(db) as c:
+        await c.stock("S1", [("A", 5)])
+        nul = order_body([("A", 1)], ref="N1")
+        nul["customer"]["name"] = "x\x00y"
+        huge = order_body([("A", 2**63)], ref="N2")
+        for body in (nul, huge):
+            r = await c.client.post("/orders/v1", json=body, headers=c.auth)
+            assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error"), r.text
+        ok = await c.client.post(
+            "/orders/v1", json=order_body([("A", 1)], ref="N3"), headers=c.auth
+        )
+        assert ok.status_code == 201

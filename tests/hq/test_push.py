@@ -377,3 +377,29 @@ async def test_the_stores_end_of_day_conclusion_shows_in_the_report(
     assert p.EodReceipt.model_validate_json(r.content).store_id == "S1"
     [line] = admin.report(db)
     assert line.stock_mismatches == 3 and line.eod_day == "2026-11-22" and not line.eod_verified
+
+
+async def test_values_the_database_cannot_hold_are_quarantined_not_a_500(
+    db: Database, client: httpx.AsyncClient
+) -> None:
+    """A text with the NUL character (PostgreSQL's text refuses it) or a number beyond 64 bits
+    (every integer column is BIGINT) is a bad event: quarantined, never a failed push."""
+    seed_catalog(db, ["A"])
+    till = register(db, "S1")
+    nul = sale_payload(till.store_id, till.device_id, [("A", 1, 1000)], sale_no=1)
+    nul["lines"][0]["name"] = "bad\x00name"
+    till.event(p.SALE_COMPLETED, nul)
+    huge = sale_payload(till.store_id, till.device_id, [("A", 1, 1000)], sale_no=2)
+    huge["lines"][0]["qty"] = 2**70
+    till.event(p.SALE_COMPLETED, huge)
+    till.movements([("A", 2**63)])
+    till.sale([("A", 1, 1000)])
+
+    res = await till.push(client, till.outbox)
+
+    got = [(r.status, p.reason_code(r.reason)) for r in res.results]
+    assert got == [("rejected", "invalid_payload")] * 3 + [("applied", None)]
+    assert res.last_applied_seq == 4
+    assert count(db, quarantine) == 3
+    rec = await recon(client, till)
+    assert {o.sku: o.on_hand for o in rec.on_hand} == {"A": -1}
