@@ -69,7 +69,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def hq_database(args: argparse.Namespace, work: Path) -> tuple[str, object]:
     if args.backend == "sqlite":
-        return str(work / "hq.db"), lambda: None
+        path = Path(args.hq_dir or work) / f"hq_{uuid4().hex[:8]}.db"
+
+        def remove() -> None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        return str(path), remove
     import psycopg
 
     schema = f"hq_backlog_{uuid4().hex[:10]}"
@@ -149,6 +155,11 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--dsn", default=DEFAULT_DSN)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--hq-dir",
+        help="folder for HQ's SQLite file (default: beside the till's, on the same disk). In a "
+        "chain HQ runs on its own machine; /dev/shm stands in for a disk the till does not share",
+    )
     ap.add_argument("--quick", action="store_true", help="500 sales")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -255,13 +255,21 @@ class SqliteSyncState:
             top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
             if top <= mark:
                 return added
+            end = min(top, mark + ADOPT_WINDOW)
+            # looked at before taking the write lock: after a day offline the window holds
+            # thousands of sales' movements (which carry their events) and the scan takes
+            # milliseconds that a sale must not wait for. Only this thread adopts movements,
+            # and new ledger rows get positions above ``top``, so what it finds stays true.
+            rows = conn.execute(
+                "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
+                " WHERE pos > ? AND pos <= ? AND ref_event_id IS NULL ORDER BY pos",
+                (mark, end),
+            ).fetchall()
+            if not rows:
+                with self._bookkeeping():  # a mark lost in a power cut only means a re-scan
+                    _meta_set(conn, "ledger_mark", str(end))
+                continue
             with self._writing():
-                end = min(top, mark + ADOPT_WINDOW)
-                rows = conn.execute(
-                    "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
-                    " WHERE pos > ? AND pos <= ? AND ref_event_id IS NULL ORDER BY pos",
-                    (mark, end),
-                ).fetchall()
                 for i in range(0, len(rows), ADOPT_PER_EVENT):
                     chunk = rows[i : i + ADOPT_PER_EVENT]
                     payload = {
@@ -409,15 +417,24 @@ class SqliteSyncState:
         total = 0
         cutoff = _iso(acked_before)
         while True:
-            with self._bookkeeping() as conn:
-                n = conn.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
-                    " WHERE state IN ('acked', 'superseded') AND acked_at < ?"
-                    " ORDER BY seq LIMIT 1000)",
+            # found before taking the write lock (the scan walks every answered event kept
+            # for 30 days, and usually finds nothing): only the delete makes a sale wait
+            seqs = [
+                (seq,)
+                for (seq,) in self.conn.execute(
+                    "SELECT seq FROM outbox WHERE state IN ('acked', 'superseded')"
+                    " AND acked_at < ? ORDER BY seq LIMIT 1000",
                     (cutoff,),
-                ).rowcount
-            total += n
-            if n < 1000:
+                )
+            ]
+            if seqs:
+                with self._bookkeeping() as conn:
+                    conn.executemany(
+                        "DELETE FROM outbox WHERE seq = ? AND state IN ('acked', 'superseded')",
+                        seqs,
+                    )
+            total += len(seqs)
+            if len(seqs) < 1000:
                 return total
 
     # ==========================================================================================

@@ -188,3 +188,31 @@ async def test_a_big_import_is_told_to_hq_in_short_steps(tmp_path: Path, monkeyp
     assert hq.on_hand("S1") == till.on_hand() == {"A0": 18, "A1": 18, "A2": 16, "A3": 18, "A4": 27}
     assert hq.ledger_sums("S1") == till.ledger_sums()
     await till.aclose()
+
+
+async def test_acknowledged_events_are_kept_30_days_then_pruned(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    hq = hq_with_catalogue(tmp_path)
+    till = make_till(hq, tmp_path)
+    await till.sync()
+    old = till.sell(("A1", 1))
+    await till.sync()
+    hq.clock.now += timedelta(days=20)
+    recent = till.sell(("A2", 1))
+    await till.sync()
+
+    def kept() -> list[str]:
+        return [str(p) for (p,) in till.q("SELECT state FROM outbox ORDER BY seq")]
+
+    assert kept() == ["acked", "acked"]  # 20 days on: both kept for a re-push
+    hq.clock.now += timedelta(days=11)  # 31 days after the first, 11 after the second
+    pending = till.sell(("A3", 1))
+    till.engine._last_prune = None  # the next round prunes (every 6 h otherwise)
+    report = await till.sync()
+
+    assert report.ok and kept() == ["acked", "acked"]  # the first pruned, the other two kept
+    seqs = [int(s) for (s,) in till.q("SELECT seq FROM outbox ORDER BY seq")]
+    assert seqs == [2, 3]
+    assert sorted(hq.sale_ids("S1")) == sorted([old.sale_id, recent.sale_id, pending.sale_id])
+    await till.aclose()
