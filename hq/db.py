@@ -42,6 +42,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import Sequence as NumberSequence
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 
@@ -185,6 +186,18 @@ stream_heads = Table(
     Column("head", BigInteger, nullable=False, default=0),
     Column("compacted_through", BigInteger, nullable=False, default=0),
 )
+
+stream_partitions = Table(  # a partitioned stream's head per partition (orders: per store)
+    "stream_partitions",
+    metadata,
+    Column("stream", String(32), nullable=False),
+    Column("partition", String(64), nullable=False),
+    Column("head", BigInteger, nullable=False),  # its last change number committed
+    PrimaryKeyConstraint("stream", "partition"),
+)
+
+change_numbers = NumberSequence("change_numbers", metadata=metadata)
+"""Where a partitioned stream's change numbers come from on PostgreSQL (see hq.changelog)."""
 
 changes = Table(
     "changes",
@@ -521,6 +534,20 @@ class Database:
             ]
             if missing:
                 conn.execute(stream_heads.insert(), missing)
+            if not self.is_sqlite:
+                # never behind a number already used (a fresh sequence, or one restored with
+                # an older dump than the tables)
+                conn.execute(
+                    text(
+                        "SELECT setval('change_numbers', h) FROM (SELECT GREATEST("
+                        "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                        " FROM change_numbers),"
+                        " (SELECT head FROM stream_heads WHERE stream = 'orders'),"
+                        " (SELECT max(head) FROM stream_partitions WHERE stream = 'orders'),"
+                        " (SELECT max(seq) FROM changes WHERE stream = 'orders')) AS h) AS t"
+                        " WHERE h > 0"
+                    )
+                )
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -732,6 +759,7 @@ __all__ = [
     "assignments",
     "availability_blocks",
     "barcodes",
+    "change_numbers",
     "changes",
     "config",
     "database_url",
@@ -757,6 +785,7 @@ __all__ = [
     "stock_on_hand",
     "stores",
     "stream_heads",
+    "stream_partitions",
     "sync_log",
     "text",
     "utcnow",

@@ -14,9 +14,14 @@ agreed or forced cancel) ends or shrinks its assignment and then re-sources what
 outstanding with a new epoch (:func:`_resource`): one rule for every kind of reassignment.
 
 Each change of what a store should hold is a row of the ``orders`` stream for that store
-only (``changes.store_id``), written in the same transaction; every transaction that changes
-orders first locks that stream (see :mod:`hq.changelog`), which also serialises order
-writers chain-wide: no two of them decide about the same stock at once.
+only (``changes.store_id``), written in the same transaction. A transaction that changes
+existing orders (store events, the tick, HQ's reassignments) first locks that whole stream
+(see :mod:`hq.changelog`), which serialises it against every other order writer. A new
+platform order (:func:`submit`) takes it only shared: it plans on what it reads, then locks the
+partitions of the stores the plan chose (sorted, one statement) and checks that what it
+counted on is still free at them, since another new order may have been held there meanwhile
+(if not, it starts again; its last try takes the stream whole). So new orders for different
+stores are dispatched side by side and no two of them hold the same stock.
 
 Store events (``order.*``) are applied inside the push transaction (:class:`PushContext`,
 called from :mod:`hq.ingest`): the current epoch follows :data:`TRANSITIONS` (anything else
@@ -39,9 +44,10 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 
-from hq.changelog import ChangeWriter, row_json
+from hq.changelog import ChangeWriter, advance, row_json
 from hq.db import (
     Database,
     assignment_lines,
@@ -60,7 +66,7 @@ from hq.db import (
     stores,
     utcnow,
 )
-from hq.dispatch import CommonSkus, Need, OrderSettings, Plan, plan
+from hq.dispatch import CommonSkus, Need, OrderSettings, Part, Plan, plan
 from hq.errors import HQError, Invalid, NotFound, Unauthorized
 from sync import protocol as p
 
@@ -201,11 +207,33 @@ def submit(
 ) -> tuple[str, bool]:
     """Take an order and dispatch it, in one transaction. Idempotent by (platform,
     platform_order_id): the same body again returns the same order (created False); another
-    body under that id is a :class:`Conflict`. Returns (order_id, created)."""
+    body under that id is a :class:`Conflict`. Returns (order_id, created).
+
+    The orders stream is held shared (see the module docstring); a try that lost the stock
+    it planned on to a concurrent order, or the race for the same platform order id, starts
+    again, and the last try holds the stream whole."""
     now = now or utcnow()
-    with transaction(db, now, settings) as tx:
-        order_id, created = _intake(tx, platform, intake, origin_store=None)
-    return order_id, created
+    for attempt in range(_SUBMIT_TRIES):
+        last = attempt == _SUBMIT_TRIES - 1
+        try:
+            with transaction(db, now, settings, shared=not last) as tx:
+                order_id, created = _intake(tx, platform, intake, origin_store=None)
+            return order_id, created
+        except Raced:
+            continue
+        except IntegrityError:
+            # the same platform order committed by a concurrent submit (the next try finds
+            # it), or an order id drawn twice (the next try draws another)
+            if last:
+                raise
+    raise AssertionError("unreachable: the last try holds the stream whole")
+
+
+_SUBMIT_TRIES = 4
+
+
+class Raced(Exception):
+    """A concurrent new order was held at a store this plan chose: plan again."""
 
 
 def _intake(
@@ -339,19 +367,28 @@ def announce(db: Database, store_ids: set[str]) -> None:
 
 
 class Tx:
-    """One write transaction over orders: the stream lock, timeline, holds, stream rows."""
+    """One write transaction over orders: the stream lock, timeline, holds, stream rows.
+    ``shared``: a new order's dispatch (see the module docstring and :meth:`claim`)."""
 
     def __init__(
-        self, db: Database, conn: Connection, now: datetime, settings: OrderSettings | None
+        self,
+        db: Database,
+        conn: Connection,
+        now: datetime,
+        settings: OrderSettings | None,
+        *,
+        shared: bool = False,
     ) -> None:
         self.db = db
         self.conn = conn
         self.now = now
+        self.shared = shared
         self.writer = ChangeWriter(db, conn, now=now)
         self.touched: set[str] = set()
         self._base_settings = settings
         self._settings: OrderSettings | None = None
-        self._head: int | None = None
+        self._locked = False
+        self._feed: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._orders: dict[str, Any] = {}
         self.names: dict[str, dict[str, str]] = {}  # order -> line -> product name
         self.fresh: dict[str, list[Need]] = {}  # orders made in this transaction: their lines
@@ -360,9 +397,39 @@ class Tx:
 
     def lock(self) -> None:
         """Take the orders stream lock (first, before any order row is read for writing)."""
-        if self._head is None:
-            self.writer.lock("orders")
-            self._head = self.writer.head("orders")
+        if not self._locked:
+            if self.shared:
+                self.writer.share("orders")
+            else:
+                self.writer.lock("orders")
+            self._locked = True
+
+    def claim(self, parts: Iterable[Part]) -> None:
+        """Shared: lock the partitions of the stores a plan chose and check that the plan's
+        quantities are still free there (:class:`Raced` if another order took them since the
+        plan read them). Held whole (or on SQLite, one writer at a time): nothing to do."""
+        parts = list(parts)
+        if not self.shared or self.db.is_sqlite or not parts:
+            return
+        self.writer.lock_partitions("orders", {part.store_id for part in parts})
+        want: dict[tuple[str, str], int] = defaultdict(int)
+        for part in parts:
+            for n in part.lines:
+                want[(part.store_id, n.sku)] += n.qty
+        keys = sorted(want)
+        rows = self.conn.execute(
+            text(
+                "SELECT k.store_id, k.sku, s.on_hand, h.held "
+                "FROM unnest(CAST(:stores AS text[]), CAST(:skus AS text[])) AS k(store_id, sku) "
+                "LEFT JOIN stock_on_hand s ON s.store_id = k.store_id AND s.sku = k.sku "
+                "LEFT JOIN order_holds h ON h.store_id = k.store_id AND h.sku = k.sku"
+            ),
+            {"stores": [k[0] for k in keys], "skus": [k[1] for k in keys]},
+        )
+        safety = self.settings.safety_stock
+        for r in rows:
+            if int(r.on_hand or 0) - int(r.held or 0) - safety < want[(r.store_id, r.sku)]:
+                raise Raced(r.store_id)
 
     @property
     def settings(self) -> OrderSettings:
@@ -436,11 +503,16 @@ class Tx:
                 .order_by(assignment_lines.c.line_id)
             )
         ]
-        before = self.conn.execute(
-            select(order_feed.c.row).where(
-                order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
-            )
-        ).scalar()
+        written = self._feed.get((a.store_id, a.order_id))
+        before = (
+            written[0]
+            if written is not None
+            else self.conn.execute(
+                select(order_feed.c.row).where(
+                    order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
+                )
+            ).scalar()
+        )
         self._write_row(a, lines, before)
 
     def _write_row(self, a: Any, lines: list[p.OrderRowLine], before: str | None) -> None:
@@ -463,15 +535,9 @@ class Tx:
         text = row_json(row)
         if before == text:
             return
-        assert self._head is not None
-        self.writer.upsert("orders", a.order_id, row, store_id=a.store_id)
-        self._head += 1
-        self.db.upsert(
-            self.conn,
-            order_feed,
-            [{"store_id": a.store_id, "order_id": a.order_id, "row": text, "seq": self._head}],
-            ["store_id", "order_id"],
-        )
+        item = self.writer.upsert("orders", a.order_id, row, store_id=a.store_id)
+        # the store's current row, written at flush with the number the change gets there
+        self._feed[(a.store_id, a.order_id)] = (text, item)
         self.touched.add(a.store_id)
 
     def flush(self) -> None:
@@ -484,6 +550,17 @@ class Tx:
             self.conn.execute(order_timeline.insert(), self._notes)
             self._notes = []
         self.writer.flush()
+        if self._feed:
+            self.db.upsert(
+                self.conn,
+                order_feed,
+                [
+                    {"store_id": store_id, "order_id": order_id, "row": row, "seq": item["seq"]}
+                    for (store_id, order_id), (row, item) in sorted(self._feed.items())
+                ],
+                ["store_id", "order_id"],
+            )
+            self._feed.clear()
 
 
 _common: dict[int, CommonSkus] = {}  # per database: SKUs held chain-wide (see CommonSkus)
@@ -511,11 +588,13 @@ def _settings_of(db: Database, conn: Connection, base: OrderSettings | None) -> 
 
 
 @contextmanager
-def transaction(db: Database, now: datetime, settings: OrderSettings | None = None) -> Iterator[Tx]:
-    """A write transaction over orders (stream lock taken first); stores are woken after the
-    commit."""
+def transaction(
+    db: Database, now: datetime, settings: OrderSettings | None = None, *, shared: bool = False
+) -> Iterator[Tx]:
+    """A write transaction over orders (stream lock taken first; ``shared``: see :class:`Tx`);
+    stores are woken after the commit."""
     with db.write() as conn:
-        tx = Tx(db, conn, now, settings)
+        tx = Tx(db, conn, now, settings, shared=shared)
         tx.lock()
         yield tx
         tx.flush()
@@ -617,6 +696,7 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
         common=_common.setdefault(id(tx.db), CommonSkus()),
     )
     epoch = int(o.epoch)
+    tx.claim(result.parts)
     if result.parts:
         epoch += 1
         for part in result.parts:
@@ -654,13 +734,17 @@ def _assign(
     why: str,
 ) -> int:
     lines = list(lines)
-    before = tx.conn.execute(
-        select(assignments).where(
-            assignments.c.order_id == order_id,
-            assignments.c.store_id == store_id,
-            assignments.c.state == "assigned",
-        )
-    ).first()
+    before = (
+        None
+        if order_id in tx.pending  # made in this transaction: no assignment yet
+        else tx.conn.execute(
+            select(assignments).where(
+                assignments.c.order_id == order_id,
+                assignments.c.store_id == store_id,
+                assignments.c.state == "assigned",
+            )
+        ).first()
+    )
     if before is not None:
         # the store has a part of this order it has not accepted yet: one row per order and
         # store, so the new epoch carries both parts and the old part ends ("merged")
@@ -1316,6 +1400,7 @@ def tick(
     if late or asked or waiting:
         with db.write() as conn:  # blocks that ran out say nothing any more
             conn.execute(delete(availability_blocks).where(availability_blocks.c.until <= now))
+    advance(db)  # idle stores' cursors keep up with new orders' numbers
     return TickReport(expired, forced, retried)
 
 
