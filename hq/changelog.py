@@ -20,10 +20,11 @@ so pages can end on transaction boundaries. Compaction deletes whole old transac
 and a store reads only its own, so commit order only has to hold within a store's partition.
 On PostgreSQL a writer that knows which stores it writes takes the stream row ``FOR SHARE`` and
 then each of those stores' rows in ``stream_partitions`` (created on demand), in sorted order,
-with one statement; its numbers come from the sequence ``change_numbers`` at flush, after the
-locks, and it moves its partitions' heads. A later writer of the same store waits for the
-partition lock, so it draws larger numbers and commits later: within a partition numbers still
-follow commits, while writers of different stores run side by side. A writer that cannot name
+with one statement; its numbers come from the sequence ``change_numbers``, drawn after those
+locks. A later writer of the same store waits for the partition lock, so it draws larger
+numbers and commits later: within a partition numbers still follow commits, while writers of
+different stores run side by side. A partition's head is the last number its rows were written
+with (``order_feed.seq``, written with each change). A writer that cannot name
 its stores up front (a store's order events, the tick, compaction) takes the stream row ``FOR
 UPDATE`` as before, which waits for every partition writer and keeps new ones out; it also
 moves the stream row's head to the sequence's last number, a watermark every change below which
@@ -40,10 +41,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 
-from hq.db import Database, changes, stream_heads, stream_partitions, sync_log, utcnow
+from hq.db import Database, changes, order_feed, stream_heads, stream_partitions, sync_log, utcnow
 from sync.protocol import SNAPSHOT_PATH, STREAMS, Change, Reset, StreamPage
 
 
@@ -74,6 +75,7 @@ class ChangeWriter:
     _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _heads: dict[str, int] = field(default_factory=dict)
     _shared: dict[str, set[str]] = field(default_factory=dict)
+    _reserved: dict[str, list[int]] = field(default_factory=dict)
 
     def lock(self, *streams: str) -> None:
         for stream in sorted(streams):  # one global order of stream locks
@@ -122,16 +124,21 @@ class ChangeWriter:
         if held and new[0] < max(held):
             raise RuntimeError("partitions must be locked in sorted order: ask for all at once")
         ins = postgresql.insert(stream_partitions).values(
-            [{"stream": stream, "partition": part, "head": 0} for part in new]
+            [{"stream": stream, "partition": part} for part in new]
         )
         # a no-op update: it locks the existing row (rows are visited in the order given)
         self.conn.execute(
             ins.on_conflict_do_update(
                 index_elements=["stream", "partition"],
-                set_={"head": stream_partitions.c.head},
+                set_={"partition": ins.excluded.partition},
             )
         )
         held.update(new)
+
+    def reserve(self, stream: str, seqs: Iterable[int]) -> None:
+        """Numbers the caller drew from ``change_numbers`` after :meth:`lock_partitions` (in a
+        statement it had to run anyway); :meth:`flush` uses them before drawing more."""
+        self._reserved.setdefault(stream, []).extend(seqs)
 
     def head(self, stream: str) -> int:
         """The stream's head as locked (changes collected since are numbered after it)."""
@@ -189,31 +196,21 @@ class ChangeWriter:
 
     def _flush_numbered(self, stream: str, items: list[dict[str, Any]]) -> None:
         if items:
-            seqs = sorted(
-                self.conn.execute(
-                    text("SELECT nextval('change_numbers') FROM generate_series(1, :n)"),
-                    {"n": len(items)},
-                ).scalars()
-            )
+            seqs = sorted(self._reserved.pop(stream, []))[: len(items)]
+            if len(seqs) < len(items):
+                seqs += sorted(
+                    self.conn.execute(
+                        text("SELECT nextval('change_numbers') FROM generate_series(1, :n)"),
+                        {"n": len(items) - len(seqs)},
+                    ).scalars()
+                )
             rows = []
-            tops: dict[str, int] = {}
             for seq, item in zip(seqs, items, strict=True):
                 item["seq"] = seq
                 rows.append(
                     {"stream": stream, "seq": seq, "tx": seqs[0], "committed_at": self.now, **item}
                 )
-                tops[item["store_id"]] = seq
             self._insert(rows)
-            if stream in self._shared:
-                self.conn.execute(
-                    update(stream_partitions)
-                    .where(
-                        stream_partitions.c.stream == stream,
-                        stream_partitions.c.partition == bindparam("part"),
-                    )
-                    .values(head=bindparam("top")),
-                    [{"part": part, "top": top} for part, top in sorted(tops.items())],
-                )
             items.clear()
         if stream in self._heads:
             # held whole: no partition writer is between its number and its commit, so every
@@ -247,30 +244,22 @@ def advance(db: Database) -> None:
 
 
 def heads(conn: Connection) -> dict[str, tuple[int, int]]:
-    """stream -> (head, compacted_through); a partitioned stream's head is its last number
-    committed in any partition."""
-    out = {
+    """stream -> (head, compacted_through); on PostgreSQL a partitioned stream's head is its
+    watermark (a store's own head: :func:`stream_head`)."""
+    return {
         r.stream: (int(r.head), int(r.compacted_through))
         for r in conn.execute(select(stream_heads))
     }
-    for stream, top in conn.execute(
-        select(stream_partitions.c.stream, func.max(stream_partitions.c.head)).group_by(
-            stream_partitions.c.stream
-        )
-    ):
-        head, horizon = out[stream]
-        out[stream] = (max(head, int(top)), horizon)
-    return out
 
 
 def stream_head(conn: Connection, stream: str, store_id: str) -> tuple[int, int]:
     """(head, compacted_through) of a stream as one store reads it: for a partitioned stream,
     the stream's watermark or the head of the store's partition, whichever is higher."""
     part = (
-        select(stream_partitions.c.head)
-        .where(stream_partitions.c.stream == stream, stream_partitions.c.partition == store_id)
-        .scalar_subquery()
-    )
+        select(func.max(order_feed.c.seq)).where(order_feed.c.store_id == store_id)
+        if stream == "orders"
+        else select(literal(None))
+    ).scalar_subquery()
     head, horizon, own = conn.execute(
         select(stream_heads.c.head, stream_heads.c.compacted_through, part).where(
             stream_heads.c.stream == stream

@@ -187,12 +187,11 @@ stream_heads = Table(
     Column("compacted_through", BigInteger, nullable=False, default=0),
 )
 
-stream_partitions = Table(  # a partitioned stream's head per partition (orders: per store)
+stream_partitions = Table(  # a partitioned stream's lock per partition (orders: per store)
     "stream_partitions",
     metadata,
     Column("stream", String(32), nullable=False),
     Column("partition", String(64), nullable=False),
-    Column("head", BigInteger, nullable=False),  # its last change number committed
     PrimaryKeyConstraint("stream", "partition"),
 )
 
@@ -543,7 +542,6 @@ class Database:
                         "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
                         " FROM change_numbers),"
                         " (SELECT head FROM stream_heads WHERE stream = 'orders'),"
-                        " (SELECT max(head) FROM stream_partitions WHERE stream = 'orders'),"
                         " (SELECT max(seq) FROM changes WHERE stream = 'orders')) AS h) AS t"
                         " WHERE h > 0"
                     )

@@ -417,15 +417,20 @@ class Tx:
             for n in part.lines:
                 want[(part.store_id, n.sku)] += n.qty
         keys = sorted(want)
+        # also draws the numbers of the rows this order will write (one per store), now
+        # that the partitions are locked
         rows = self.conn.execute(
             text(
-                "SELECT k.store_id, k.sku, s.on_hand, h.held "
-                "FROM unnest(CAST(:stores AS text[]), CAST(:skus AS text[])) AS k(store_id, sku) "
+                "WITH n AS MATERIALIZED (SELECT array_agg(nextval('change_numbers')) AS seqs "
+                "FROM generate_series(1, :n)) "
+                "SELECT k.store_id, k.sku, s.on_hand, h.held, n.seqs "
+                "FROM n, unnest(CAST(:stores AS text[]), CAST(:skus AS text[])) AS k(store_id, sku) "
                 "LEFT JOIN stock_on_hand s ON s.store_id = k.store_id AND s.sku = k.sku "
                 "LEFT JOIN order_holds h ON h.store_id = k.store_id AND h.sku = k.sku"
             ),
-            {"stores": [k[0] for k in keys], "skus": [k[1] for k in keys]},
-        )
+            {"n": len(parts), "stores": [k[0] for k in keys], "skus": [k[1] for k in keys]},
+        ).all()
+        self.writer.reserve("orders", rows[0].seqs)
         safety = self.settings.safety_stock
         for r in rows:
             if int(r.on_hand or 0) - int(r.held or 0) - safety < want[(r.store_id, r.sku)]:
