@@ -169,7 +169,7 @@ class ChangeWriter:
 
     def flush(self) -> dict[str, int]:
         """Number and insert the collected changes; returns the new head per stream held
-        whole (partitioned streams on PostgreSQL: the watermark)."""
+        whole (not for partitioned streams on PostgreSQL, whose head is the watermark)."""
         for stream, items in self._pending.items():
             numbered = stream in PARTITIONED and not self.db.is_sqlite
             if numbered:
@@ -194,16 +194,23 @@ class ChangeWriter:
             items.clear()
         return dict(self._heads)
 
+    def draw(self) -> None:
+        """Draw the numbers :meth:`flush` will need (PostgreSQL, partitioned streams), so that
+        flush itself reads no result (it may run in a pipeline, see Database.batched)."""
+        if self.db.is_sqlite:
+            return
+        for stream, items in self._pending.items():
+            have = self._reserved.setdefault(stream, [])
+            if stream in PARTITIONED and len(have) < len(items):
+                have += self.conn.execute(
+                    text("SELECT nextval('change_numbers') FROM generate_series(1, :n)"),
+                    {"n": len(items) - len(have)},
+                ).scalars()
+
     def _flush_numbered(self, stream: str, items: list[dict[str, Any]]) -> None:
         if items:
-            seqs = sorted(self._reserved.pop(stream, []))[: len(items)]
-            if len(seqs) < len(items):
-                seqs += sorted(
-                    self.conn.execute(
-                        text("SELECT nextval('change_numbers') FROM generate_series(1, :n)"),
-                        {"n": len(items) - len(seqs)},
-                    ).scalars()
-                )
+            self.draw()
+            seqs = sorted(self._reserved.pop(stream))[: len(items)]
             rows = []
             for seq, item in zip(seqs, items, strict=True):
                 item["seq"] = seq
@@ -215,14 +222,12 @@ class ChangeWriter:
         if stream in self._heads:
             # held whole: no partition writer is between its number and its commit, so every
             # number handed out so far is committed or gone: the watermark moves to the last
-            self._heads[stream] = int(
-                self.conn.execute(
-                    text(
-                        f"UPDATE stream_heads SET head = GREATEST(head, {_WATERMARK}) "
-                        "WHERE stream = :s RETURNING head"
-                    ),
-                    {"s": stream},
-                ).scalar_one()
+            # (no result read: this may run in a pipeline, see Database.batched)
+            self.conn.execute(
+                text(
+                    f"UPDATE stream_heads SET head = GREATEST(head, {_WATERMARK}) WHERE stream = :s"
+                ),
+                {"s": stream},
             )
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:

@@ -605,6 +605,17 @@ class Database:
         set_ = {c: (table.c[c] + ins.excluded[c]) if c in add else ins.excluded[c] for c in cols}
         conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))
 
+    @contextmanager
+    def batched(self, conn: Connection) -> Iterator[None]:
+        """Statements run inside go to PostgreSQL together (pipeline mode: one round trip
+        for those whose results are not read); errors come as SQLAlchemy's, as elsewhere."""
+        if self.is_sqlite:
+            yield
+            return
+        raw: Any = conn.connection.dbapi_connection
+        with _driver_errors("pipeline"), raw.pipeline():
+            yield
+
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many rows in the caller's transaction: COPY on PostgreSQL (one round trip,
         no per-row statement), ``executemany`` on SQLite (a C loop over one prepared

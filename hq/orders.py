@@ -547,12 +547,18 @@ class Tx:
 
     def flush(self) -> None:
         """Write what was gathered (new orders, timeline entries, stream changes); call once,
-        just before the commit."""
+        just before the commit. Nothing here reads a result, so on PostgreSQL it all goes
+        in one round trip."""
+        self.writer.draw()
+        with self.db.batched(self.conn):
+            self._flush()
+
+    def _flush(self) -> None:
         if self.pending:
             self.conn.execute(orders.insert(), list(self.pending.values()))
             self.pending.clear()
-        if self._notes:  # in one statement, in the order they happened
-            self.conn.execute(order_timeline.insert(), self._notes)
+        if self._notes:  # in one statement, in the order they happened (ids not read back)
+            self.conn.execute(order_timeline.insert().inline(), self._notes)
             self._notes = []
         self.writer.flush()
         if self._feed:
