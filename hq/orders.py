@@ -321,7 +321,10 @@ def _intake(
         }
         for n, line in enumerate(intake.lines, start=1)
     ]
-    conn.execute(order_lines.insert(), rows)
+    if tx.shared:  # nothing reads them back before the commit: written at flush
+        tx.lines.extend(rows)
+    else:
+        conn.execute(order_lines.insert(), rows)
     tx.names[order_id] = {r["line_id"]: r["name"] for r in rows}
     tx.fresh[order_id] = [Need(r["line_id"], r["sku"], r["qty"]) for r in rows]
     tx.note(
@@ -393,6 +396,7 @@ class Tx:
         self.names: dict[str, dict[str, str]] = {}  # order -> line -> product name
         self.fresh: dict[str, list[Need]] = {}  # orders made in this transaction: their lines
         self.pending: dict[str, dict[str, Any]] = {}  # their rows, inserted at flush
+        self.lines: list[dict[str, Any]] = []  # their lines, inserted at flush (shared)
         self._notes: list[dict[str, Any]] = []
 
     def lock(self) -> None:
@@ -557,6 +561,9 @@ class Tx:
         if self.pending:
             self.conn.execute(orders.insert(), list(self.pending.values()))
             self.pending.clear()
+        if self.lines:
+            self.conn.execute(order_lines.insert(), self.lines)
+            self.lines = []
         if self._notes:  # in one statement, in the order they happened (ids not read back)
             self.conn.execute(order_timeline.insert().inline(), self._notes)
             self._notes = []
@@ -791,24 +798,25 @@ def _assign(
             .returning(assignments.c.id)
         ).scalar_one()
     )
-    tx.conn.execute(
-        assignment_lines.insert(),
-        [
-            {
-                "assignment_id": aid,
-                "line_id": n.line_id,
-                "sku": n.sku,
-                "qty": n.qty,
-                "picked": None,
-                "fulfilled": 0,
-            }
-            for n in lines
-        ],
-    )
     held: dict[str, int] = defaultdict(int)
     for n in lines:
         held[n.sku] += n.qty
-    tx.hold(store_id, held)
+    with tx.db.batched(tx.conn):  # one round trip: no result read
+        tx.conn.execute(
+            assignment_lines.insert(),
+            [
+                {
+                    "assignment_id": aid,
+                    "line_id": n.line_id,
+                    "sku": n.sku,
+                    "qty": n.qty,
+                    "picked": None,
+                    "fulfilled": 0,
+                }
+                for n in lines
+            ],
+        )
+        tx.hold(store_id, held)
     tx.note(
         order_id,
         "assigned" if why == "dispatch" else "reassigned",
