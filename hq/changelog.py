@@ -342,6 +342,7 @@ def compact(db: Database, *, older_than: timedelta, now: datetime | None = None)
     with db.write() as conn:
         writer = ChangeWriter(db, conn)
         writer.lock(*STREAMS)  # no writer may commit into the range being compacted
+        writer.flush()  # the watermark first: idle stores' cursors are not behind the horizon
         for stream in STREAMS:
             through = conn.execute(
                 select(func.max(changes.c.seq)).where(
