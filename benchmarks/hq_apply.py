@@ -144,6 +144,11 @@ def prepare(args: argparse.Namespace) -> tuple[Database, list[str], str, Any]:
 
     db = Database(target)
     db.create_schema()
+    if args.ledger_event_index:  # weighs an index end of day could use, at ingest
+        from sqlalchemy import text
+
+        with db.write() as conn:
+            conn.execute(text("CREATE INDEX ix_bench_ledger_event ON stock_ledger (event_id)"))
     admin.upsert_catalog(
         db, [admin.CatalogItem(sku=s, name=f"商品 {s}", tax_rate_bp=1300, price=1000) for s in SKUS]
     )
@@ -210,6 +215,11 @@ def main() -> None:
     ap.add_argument("--dsn", default=DEFAULT_DSN)
     ap.add_argument("--workers", type=int, default=1, help="HQ server processes")
     ap.add_argument("--quick", action="store_true", help="small run (10 stores x 60 sales)")
+    ap.add_argument(
+        "--ledger-event-index",
+        action="store_true",
+        help="add an index on stock_ledger(event_id) first (what would it cost at ingest?)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:

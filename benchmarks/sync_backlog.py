@@ -14,7 +14,8 @@ events_per_s, duplicates (event ids HQ holds twice, plus sales HQ has more than 
 (till sales HQ does not have after the drain), till_commit_p99_ms_during_push (and p50/p95/max,
 the number of sales rung during the push; the same till's p50/p99 with no sync running), lines, requests, mb_sent. Goal: <= 5 s for 5,000
 sales, 0 duplicates, 0 lost, till commit p99 <= 10 ms while it runs. With --json the last line
-is one JSON object.
+is one JSON object. At the default rate a 2 s push times about 40 sales, so their p99 is their
+slowest one: compare several runs.
 """
 
 from __future__ import annotations
@@ -211,10 +212,12 @@ def main() -> None:
         gap = 1.0 / args.rate if args.rate > 0 else 0.0
         next_sale = started
         while True:
+            # one index probe: a count(*) over 5,000 pending rows costs ~0.17 ms of CPU, and
+            # this loop polls every ~2 ms beside the till it measures (~8% of a core)
             left = store.conn.execute(
-                "SELECT count(*) FROM outbox WHERE state = 'pending' AND seq <= ?", (top,)
-            ).fetchone()[0]
-            if left == 0:
+                "SELECT 1 FROM outbox WHERE state = 'pending' AND seq <= ? LIMIT 1", (top,)
+            ).fetchone()
+            if left is None:
                 break
             if time.perf_counter() - started > 600:
                 raise SystemExit("the backlog did not drain in 10 minutes")

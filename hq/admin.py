@@ -351,9 +351,12 @@ class DeviceReport:
     sales_count: int
     sales_total: int
     quarantined: int
-    stock_mismatches: int | None  # from the store's last end-of-day report; None: none yet
+    stock_mismatches: int | None  # from this device's last end-of-day report; None: none yet
     eod_day: str | None = None
     eod_verified: bool | None = None
+    eod_at: datetime | None = None
+    eod_pending: int | None = None
+    eod_sales_mismatches: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -366,8 +369,8 @@ class DeviceReport:
 def report(db: Database, *, business_day: str | None = None) -> list[DeviceReport]:
     """One line per device of every store: last sync, outbox lag as the device reported it at
     its last push, clock offset (flagged beyond 5 minutes), the device's sales (of one business
-    day, or all), events in quarantine (per device), and the store's stock mismatches from its
-    last end-of-day report."""
+    day, or all), events in quarantine (per device), and the latest end-of-day result this
+    device sent (verified or not, what was pending or different)."""
     with db.read() as conn:
         sales_q = select(sales.c.device_pk, func.count(), func.coalesce(func.sum(sales.c.total), 0))
         if business_day:
@@ -381,9 +384,13 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
                 select(quarantine.c.device_pk, func.count()).group_by(quarantine.c.device_pk)
             )
         }
-        latest_eod: dict[str, Any] = {}
-        for r in conn.execute(select(eod_reports).order_by(eod_reports.c.id)):
-            latest_eod[r.store_id] = r  # the last one per store wins
+        # the latest end of day of every device (an old till's report covered its store, a
+        # newer till's covers itself: either way it is that till's latest conclusion)
+        last_ids = select(func.max(eod_reports.c.id)).group_by(eod_reports.c.device_pk)
+        latest_eod: dict[int, Any] = {
+            int(r.device_pk): r
+            for r in conn.execute(select(eod_reports).where(eod_reports.c.id.in_(last_ids)))
+        }
         rows = conn.execute(
             select(devices, stores.c.name.label("store_name"))
             .join(stores, stores.c.store_id == devices.c.store_id)
@@ -392,7 +399,7 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
         out = []
         for r in rows:
             count, total = by_device.get(r.id, (0, 0))
-            eod = latest_eod.get(r.store_id)
+            eod = latest_eod.get(int(r.id))
             offset = r.clock_offset_s
             out.append(
                 DeviceReport(
@@ -413,6 +420,9 @@ def report(db: Database, *, business_day: str | None = None) -> list[DeviceRepor
                     stock_mismatches=None if eod is None else int(eod.stock_mismatches),
                     eod_day=None if eod is None else eod.business_day,
                     eod_verified=None if eod is None else bool(eod.verified),
+                    eod_at=None if eod is None else eod.received_at,
+                    eod_pending=None if eod is None else int(eod.pending_events),
+                    eod_sales_mismatches=None if eod is None else int(eod.sales_mismatches),
                 )
             )
         return out

@@ -29,6 +29,7 @@ from hq.dispatch import OrderSettings
 from hq.errors import HQError, Invalid, Unauthorized
 from sync.protocol import (
     API_PREFIX,
+    DEVICE_RECONCILIATION_PATH,
     MAX_BODY_BYTES,
     MAX_PUSH_BATCH,
     SNAPSHOT_MEDIA_TYPE,
@@ -218,6 +219,25 @@ def create_app(
         dev = await device(request)
         res = await run_in_threadpool(
             service.reconciliation, db, dev, business_day, after=after, limit=limit, now=clock()
+        )
+        return Response(res.to_json(), media_type="application/json")
+
+    @app.get(DEVICE_RECONCILIATION_PATH)
+    async def device_reconciliation(
+        request: Request,
+        business_day: date,
+        after: str | None = None,
+        limit: int = Query(5000, ge=1, le=20000),
+    ) -> Response:
+        dev = await device(request)
+        res = await run_in_threadpool(
+            service.device_reconciliation,
+            db,
+            dev,
+            business_day,
+            after=after,
+            limit=limit,
+            now=clock(),
         )
         return Response(res.to_json(), media_type="application/json")
 

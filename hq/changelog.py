@@ -31,11 +31,26 @@ moves the stream row's head to the sequence's last number, a watermark every cha
 is committed. A store's head is then max(stream head, its partition's head): its pages and
 snapshot stop there, and an idle store's cursor still moves with the watermark (compaction does
 not reset it). SQLite has one writer at a time, so there every writer simply numbers from the
-stream row."""
+stream row.
+
+Why anchors: a cursor is a number, and after HQ is restored from a backup (its log ending at H)
+and writes again, the numbers H+1, H+2, ... name other changes than the ones a till pulled
+before the restore. A till whose cursor C was past H would then ask for changes after C and
+silently miss H+1..C. So every change also carries ``tx_uid``, a random id of the write
+transaction that made it (a restored HQ cannot make the same one again); a page and a snapshot
+give, with their cursor, its anchor (the ``tx_uid`` of the change at the cursor's seq, whichever
+store's partition that change belongs to), the till stores it beside the cursor and sends it
+back, and :func:`pull_page` answers a ``history_changed`` reset when the change at that seq is
+no longer the one the anchor names. A cursor that is exactly ``compacted_through`` is checked
+against ``stream_heads.compacted_uid``, which compaction keeps for it. This needs no step from
+an operator after a restore: the backup holds the ids of the changes it has, and every change
+written after the restore has a new one. (On PostgreSQL an idle store's orders cursor may be
+the watermark, a number no change carries: its anchor is None and that cursor is not checked.)"""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +87,8 @@ class ChangeWriter:
     db: Database
     conn: Connection
     now: datetime = field(default_factory=utcnow)
+    uid: int = field(default_factory=lambda: secrets.randbits(63))
+    """``tx_uid`` of the changes this writer stores (the anchor of cursors, see above)."""
     _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _heads: dict[str, int] = field(default_factory=dict)
     _shared: dict[str, set[str]] = field(default_factory=dict)
@@ -183,7 +200,14 @@ class ChangeWriter:
             for i, item in enumerate(items, start=1):
                 item["seq"] = head + i
                 rows.append(
-                    {"stream": stream, "seq": head + i, "tx": tx, "committed_at": self.now, **item}
+                    {
+                        "stream": stream,
+                        "seq": head + i,
+                        "tx": tx,
+                        "committed_at": self.now,
+                        "tx_uid": self.uid,
+                        **item,
+                    }
                 )
             self._insert(rows)
             head += len(items)
@@ -215,7 +239,14 @@ class ChangeWriter:
             for seq, item in zip(seqs, items, strict=True):
                 item["seq"] = seq
                 rows.append(
-                    {"stream": stream, "seq": seq, "tx": seqs[0], "committed_at": self.now, **item}
+                    {
+                        "stream": stream,
+                        "seq": seq,
+                        "tx": seqs[0],
+                        "committed_at": self.now,
+                        "tx_uid": self.uid,
+                        **item,
+                    }
                 )
             self._insert(rows)
             items.clear()
@@ -273,23 +304,69 @@ def stream_head(conn: Connection, stream: str, store_id: str) -> tuple[int, int]
     return max(int(head), int(own or 0)), int(horizon)
 
 
-def pull_page(conn: Connection, stream: str, cursor: int, limit: int, store_id: str) -> StreamPage:
-    """The next page of ``stream`` after ``cursor`` for ``store_id``: at most ``limit``
-    changes, more only to finish the last transaction (a page never ends inside one)."""
-    head, horizon = stream_head(conn, stream, store_id)
-    if cursor < horizon or cursor > head:
-        # below the horizon: those changes are gone. Above the head: HQ was restored from a
-        # backup older than the store's cursor, so the store holds changes HQ no longer knows.
-        return StreamPage(
-            stream=stream,  # type: ignore[arg-type]
-            cursor=cursor,
-            reset=Reset(
-                stream=stream,  # type: ignore[arg-type]
-                snapshot_path=f"{SNAPSHOT_PATH}/{stream}",
-                reason="cursor_expired" if cursor < horizon else "cursor_ahead_of_hq",
-                horizon=horizon,
-            ),
+def anchor_text(uid: int | None) -> str | None:
+    """The anchor as it travels: the ``tx_uid`` in hex (None for a change without one)."""
+    return None if uid is None else f"{uid:016x}"
+
+
+def anchor_at(conn: Connection, stream: str, seq: int) -> str | None:
+    """The anchor of cursor ``seq`` of ``stream``: the ``tx_uid`` of the change numbered
+    ``seq``, in whatever store's partition it is (a page for one store may end on a change
+    of another store's). At the horizon, where compaction deleted that change, the id it kept;
+    None for cursor 0 (names no change) or a change written before HQ kept ids."""
+    if seq <= 0:
+        return None
+    found = conn.execute(
+        select(changes.c.tx_uid).where(changes.c.stream == stream, changes.c.seq == seq)
+    ).first()
+    if found is not None:
+        return anchor_text(found.tx_uid)
+    kept = conn.execute(
+        select(stream_heads.c.compacted_uid).where(
+            stream_heads.c.stream == stream, stream_heads.c.compacted_through == seq
         )
+    ).first()
+    return anchor_text(kept.compacted_uid) if kept is not None else None
+
+
+def _reset(stream: str, cursor: int, reason: str, horizon: int) -> StreamPage:
+    return StreamPage(
+        stream=stream,  # type: ignore[arg-type]
+        cursor=cursor,
+        reset=Reset(
+            stream=stream,  # type: ignore[arg-type]
+            snapshot_path=f"{SNAPSHOT_PATH}/{stream}",
+            reason=reason,
+            horizon=horizon,
+        ),
+    )
+
+
+def pull_page(
+    conn: Connection,
+    stream: str,
+    cursor: int,
+    limit: int,
+    store_id: str,
+    anchor: str | None = None,
+) -> StreamPage:
+    """The next page of ``stream`` after ``cursor`` for ``store_id``: at most ``limit``
+    changes, more only to finish the last transaction (a page never ends inside one), with
+    the anchor of its new cursor.
+
+    ``anchor`` is what the store keeps beside ``cursor``. None (cursor 0, a till that never
+    got one, an older till) skips the history check: such a till is served as before."""
+    head, horizon = stream_head(conn, stream, store_id)
+    if cursor < horizon:  # those changes are gone
+        return _reset(stream, cursor, "cursor_expired", horizon)
+    if cursor > head:
+        # HQ was restored from a backup older than the store's cursor, so the store holds
+        # changes HQ no longer knows
+        return _reset(stream, cursor, "cursor_ahead_of_hq", horizon)
+    if anchor is not None and cursor > 0 and anchor_at(conn, stream, cursor) != anchor:
+        # HQ was restored from such a backup AND has since written past the store's cursor:
+        # the number is valid again but names other changes than the ones the store holds
+        return _reset(stream, cursor, "history_changed", horizon)
     visible = or_(changes.c.store_id.is_(None), changes.c.store_id == store_id)
     base = select(changes.c.seq, changes.c.tx, changes.c.op, changes.c.key, changes.c.row).where(
         changes.c.stream == stream, changes.c.seq <= head, visible
@@ -316,6 +393,11 @@ def pull_page(conn: Connection, stream: str, cursor: int, limit: int, store_id: 
             is not None
         )
     new_cursor = int(rows[-1].seq) if has_more else head
+    new_anchor = (
+        anchor
+        if new_cursor == cursor and anchor is not None
+        else anchor_at(conn, stream, new_cursor)
+    )
     return StreamPage(
         stream=stream,  # type: ignore[arg-type]
         changes=[
@@ -329,6 +411,7 @@ def pull_page(conn: Connection, stream: str, cursor: int, limit: int, store_id: 
             for r in rows
         ],
         cursor=new_cursor,
+        anchor=new_anchor,
         has_more=has_more,
     )
 
@@ -353,13 +436,17 @@ def compact(db: Database, *, older_than: timedelta, now: datetime | None = None)
             if through is None or through <= current:
                 out[stream] = current
                 continue
+            # a cursor left exactly at the new horizon keeps an anchor to be checked against
+            uid = conn.execute(
+                select(changes.c.tx_uid).where(changes.c.stream == stream, changes.c.seq == through)
+            ).scalar()
             conn.execute(
                 delete(changes).where(changes.c.stream == stream, changes.c.seq <= through)
             )
             conn.execute(
                 update(stream_heads)
                 .where(stream_heads.c.stream == stream)
-                .values(compacted_through=through)
+                .values(compacted_through=through, compacted_uid=uid)
             )
             out[stream] = int(through)
         conn.execute(delete(sync_log).where(sync_log.c.received_at < cutoff))

@@ -300,7 +300,7 @@ def report(ctx: click.Context, day: str | None, as_json: bool) -> None:
         "sales",
         "total",
         "quarantined",
-        "stock",
+        "end of day",
     )
     rows = [head]
     for r in lines:
@@ -320,15 +320,31 @@ def report(ctx: click.Context, day: str | None, as_json: bool) -> None:
                 str(r.sales_count),
                 f"{Decimal(r.sales_total) / 100:.2f}",
                 str(r.quarantined),
-                "unknown"
-                if r.stock_mismatches is None
-                else f"{r.stock_mismatches} ({r.eod_day}{', verified' if r.eod_verified else ''})",
+                _eod_cell(r),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print_incidents(_db(ctx), as_json=False)
+
+
+def _eod_cell(r: Any) -> str:
+    """The latest end of day this till sent: its day, and VERIFIED or what was off."""
+    if r.eod_day is None:
+        return "none yet"
+    if r.eod_verified:
+        return f"{r.eod_day} verified"
+    off = [
+        f"{n} {what}"
+        for n, what in (
+            (r.eod_pending, "pending"),
+            (r.eod_sales_mismatches, "sales diff"),
+            (r.stock_mismatches, "stock diff"),
+        )
+        if n
+    ]
+    return f"{r.eod_day} NOT verified" + (f" ({', '.join(off)})" if off else "")
 
 
 def _add_order_commands() -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    inspect,
     select,
     text,
 )
@@ -185,6 +186,9 @@ stream_heads = Table(
     Column("stream", String(32), primary_key=True),
     Column("head", BigInteger, nullable=False, default=0),
     Column("compacted_through", BigInteger, nullable=False, default=0),
+    # tx_uid of the change at compacted_through (deleted with it): a cursor sitting exactly
+    # there can still be checked against the history it was taken on (hq.changelog)
+    Column("compacted_uid", BigInteger),
 )
 
 stream_partitions = Table(  # a partitioned stream's lock per partition (orders: per store)
@@ -209,6 +213,9 @@ changes = Table(
     Column("store_id", String(64)),  # None: every store
     Column("row", Text),  # JSON; None for a delete
     Column("committed_at", UTCDateTime, nullable=False),
+    # random id of the write transaction that made the change: a pull cursor's anchor, so that
+    # a cursor names the history it was taken on (None: written before the column existed)
+    Column("tx_uid", BigInteger),
     PrimaryKeyConstraint("stream", "seq"),
 )
 
@@ -463,6 +470,53 @@ order_requests = Table(  # endless-aisle requests from tills: request_id -> orde
     Column("order_id", String(64), nullable=False),
 )
 
+# --- the platforms' side of online orders (hq.notify, hq.platform_orders) ------------------------
+
+platform_notify_heads = Table(  # per platform: the last notification number (locked to number)
+    "platform_notify_heads",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("head", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+platform_notifications = Table(  # what the customer should hear, per platform in commit order
+    "platform_notifications",
+    metadata,
+    Column("platform", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # gap-free per platform, in commit order
+    Column("notification_id", String(36), nullable=False, unique=True),
+    Column("order_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("body", Text, nullable=False),  # JSON: the notification as the platform receives it
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("platform", "seq"),
+    Index("ix_platform_notifications_order", "order_id"),
+)
+
+order_cancels = Table(  # a platform's cancel of one of its orders (the last one asked)
+    "order_cancels",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("platform", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # requested | cancelled | refused
+    Column("reason", Text),  # the customer's, as the platform gave it
+    Column("outcome", Text),  # why it ended so (the store's refusal, a handover...)
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+platform_webhooks = Table(  # where HQ pushes a platform's notifications (optional)
+    "platform_webhooks",
+    metadata,
+    Column("platform", String(64), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("delivered_seq", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("lease_until", UTCDateTime),  # one HQ process delivers at a time
+)
+
 # ---------------------------------------------------------------------------------------------
 # the database handle
 
@@ -522,6 +576,7 @@ class Database:
 
         with self.write() as conn:
             metadata.create_all(conn)
+            _add_missing_columns(conn)
             for table in metadata.sorted_tables:  # indexes added to tables that already existed
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
@@ -743,6 +798,23 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+# columns added to tables after their first release: (table, column), created as nullable
+_ADDED_COLUMNS = (("changes", "tx_uid"), ("stream_heads", "compacted_uid"))
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for the columns an older HQ database lacks (rows written
+    before keep NULL there)."""
+    inspector = inspect(conn)
+    for table_name, column_name in _ADDED_COLUMNS:
+        present = {c["name"] for c in inspector.get_columns(table_name)}
+        if column_name in present:
+            continue
+        column = metadata.tables[table_name].c[column_name]
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f'ALTER TABLE "{table_name}" ADD COLUMN "{column_name}" {kind}')
+
+
 # errors that mean "HQ's database is down or busy" rather than "this request is wrong"
 _TRANSIENT = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError, exc.DisconnectionError)
 
@@ -775,6 +847,7 @@ __all__ = [
     "devices",
     "events",
     "metadata",
+    "order_cancels",
     "order_feed",
     "order_holds",
     "order_incidents",
@@ -783,6 +856,9 @@ __all__ = [
     "order_timeline",
     "orders",
     "payments",
+    "platform_notifications",
+    "platform_notify_heads",
+    "platform_webhooks",
     "platforms",
     "prices",
     "products",

@@ -321,6 +321,7 @@ def _push(db: Database, dev: DeviceAuth, req: PushRequest, now: datetime) -> Pus
             dev.store_id,
             now,
             lambda mid, sku, delta, why, eid: _move(fx, dev, mid, sku, delta, why, eid, now),
+            device_id=dev.device_id,
         )
         if fresh:
             decided = _decide(db, conn, dev, fresh)

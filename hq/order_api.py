@@ -8,6 +8,12 @@ QR text) when created, 200 with the same order when the same body comes again, 4
 ``GET /orders/v1/{order_id}``: the order and its full timeline (a platform sees its own
 orders only).
 
+The platform's side, by its own order id (:mod:`hq.platform_orders`, :mod:`hq.notify`):
+``GET /orders/v1/platform-orders/{platform_order_id}`` (status and timeline), ``POST
+.../{platform_order_id}/cancel`` (200 cancelled, 202 cancel requested from the store, 409
+``already_fulfilled``) and ``GET /orders/v1/notifications?after=<seq>`` (what the customers
+should hear, in commit order, at least once with a stable id).
+
 Wake-ups: a store's till keeps ``GET /sync/v1/events`` open (device token). It gets an
 ``orders`` event at once (so it pulls after every reconnect) and then whenever its orders
 stream changed. An event is only a wake-up: the till pulls the orders stream as usual, and
@@ -32,20 +38,28 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+import httpx
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from hq import ingest, orders
+from hq import ingest, notify, orders, platform_orders, webhooks
 from hq.admin import hash_token
 from hq.db import Database
 from hq.dispatch import OrderSettings
-from hq.errors import NotFound, Unauthorized
+from hq.errors import HQError, NotFound, Unauthorized
 from sync.protocol import EVENTS_PATH
 
 log = logging.getLogger("hq.orders")
 ORDERS_PREFIX = "/orders/v1"
+NOTIFICATIONS_PATH = ORDERS_PREFIX + "/notifications"
+PLATFORM_ORDERS = ORDERS_PREFIX + "/platform-orders"
+
+
+class MethodNotAllowed(HQError):
+    status_code = 405
+    code = "method_not_allowed"
 
 
 class Wakeups:
@@ -134,6 +148,57 @@ def install(
         body, created = await run_in_threadpool(run)
         return JSONResponse(body, status_code=201 if created else 200)
 
+    # the platform's own calls (before /{order_id}, which would match their paths)
+
+    @app.get(NOTIFICATIONS_PATH)
+    async def notifications(
+        request: Request,
+        after: int = Query(0, ge=0),
+        limit: int = Query(100, ge=1, le=notify.MAX_FEED_PAGE),
+    ) -> JSONResponse:
+        name = await platform(request)
+        body = await run_in_threadpool(notify.feed, db, name, after, limit)
+        return JSONResponse(body)
+
+    @app.get(PLATFORM_ORDERS + "/{platform_order_id:path}/cancel")
+    async def cancel_needs_post(request: Request, platform_order_id: str) -> JSONResponse:
+        await platform(request)
+        raise MethodNotAllowed('cancel with POST (an optional body {"reason": "..."})')
+
+    @app.post(PLATFORM_ORDERS + "/{platform_order_id:path}/cancel")
+    async def cancel_order(request: Request, platform_order_id: str) -> JSONResponse:
+        name = await platform(request)
+        from hq.app import parse
+
+        raw = await request.body()
+        asked = (
+            await run_in_threadpool(parse, platform_orders.CancelRequest, raw)
+            if raw.strip()
+            else platform_orders.CancelRequest()
+        )
+
+        def run() -> tuple[platform_orders.CancelResult, dict[str, Any]]:
+            done = platform_orders.cancel(
+                db, name, platform_order_id, reason=asked.reason, now=clock(), settings=settings
+            )
+            return done, platform_orders.status(db, name, platform_order_id)
+
+        done, order = await run_in_threadpool(run)
+        body = {
+            "status": done.status,
+            "order_id": done.order_id,
+            "platform_order_id": platform_order_id,
+            "waiting_for": list(done.waiting_for),
+            "order": order,
+        }
+        return JSONResponse(body, status_code=202 if done.status == "cancel_requested" else 200)
+
+    @app.get(PLATFORM_ORDERS + "/{platform_order_id:path}")
+    async def platform_order(request: Request, platform_order_id: str) -> JSONResponse:
+        name = await platform(request)
+        body = await run_in_threadpool(platform_orders.status, db, name, platform_order_id)
+        return JSONResponse(body)
+
     @app.get(ORDERS_PREFIX + "/{order_id}")
     async def show_order(request: Request, order_id: str) -> JSONResponse:
         name = await platform(request)
@@ -168,14 +233,16 @@ def install(
 
         @contextlib.asynccontextmanager
         async def lifespan(a: Any) -> AsyncIterator[Any]:
-            task = asyncio.create_task(_ticks())
+            tasks = [asyncio.create_task(_ticks()), asyncio.create_task(_webhooks())]
             try:
                 async with inner(a) as state:
                     yield state
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 stop_listening()
 
         app.router.lifespan_context = lifespan
@@ -189,7 +256,21 @@ def install(
             except Exception:  # the duty runs again next time; the service stays up
                 log.exception("order tick failed")
 
+    async def _webhooks() -> None:
+        """Platforms' webhooks (:mod:`hq.webhooks`); ``app.state.webhook_settings`` may
+        replace the defaults before the app starts."""
+        hooks: webhooks.WebhookSettings = getattr(
+            app.state, "webhook_settings", webhooks.WebhookSettings()
+        )
+        async with httpx.AsyncClient(timeout=hooks.timeout_s) as client:
+            while True:
+                await asyncio.sleep(hooks.poll_s)
+                try:
+                    await webhooks.run_once(db, client, now=clock(), settings=hooks)
+                except Exception:  # delivery runs again next time; the service stays up
+                    log.exception("webhook delivery failed")
+
     return wakeups
 
 
-__all__ = ["ORDERS_PREFIX", "Wakeups", "install"]
+__all__ = ["NOTIFICATIONS_PATH", "ORDERS_PREFIX", "PLATFORM_ORDERS", "Wakeups", "install"]

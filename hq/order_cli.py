@@ -43,9 +43,50 @@ def platform_add(ctx: click.Context, name: str) -> None:
     click.echo(key)
 
 
+@platform.command("webhook")
+@click.argument("name")
+@click.argument("url", required=False)
+@click.option("--off", is_flag=True, help="Stop pushing (the feed stays).")
+@click.option("--from-start", is_flag=True, help="Send every notification HQ holds, from 1.")
+@click.pass_context
+def platform_webhook(
+    ctx: click.Context, name: str, url: str | None, off: bool, from_start: bool
+) -> None:
+    """Push the platform's notifications to URL (hq serve delivers them in the background)."""
+    from hq import webhooks
+    from hq.errors import HQError
+
+    if off:
+        gone = webhooks.remove(_db(ctx), name)
+        click.echo(f"Webhook of {name} {'removed' if gone else 'was not set'}.")
+        return
+    if not url:
+        raise click.UsageError("give the URL, or --off")
+    try:
+        webhooks.set_url(_db(ctx), name, url, from_start=from_start)
+    except HQError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Notifications of {name} go to {url}.")
+
+
+@platform.command("webhooks")
+@click.pass_context
+def platform_webhooks(ctx: click.Context) -> None:
+    """Each platform's webhook and how far delivery stands."""
+    from hq import webhooks
+
+    for w in webhooks.state(_db(ctx)):
+        late = (
+            f", retry at {w['next_attempt_at'][:19]}: {w['last_error']}" if w["last_error"] else ""
+        )
+        click.echo(
+            f"{w['platform']}  {w['url']}  delivered {w['delivered_seq']} of {w['head']}{late}"
+        )
+
+
 @click.group()
 def order() -> None:
-    """Online orders: create, show, reassign, and the periodic duty."""
+    """Online orders: create, show, reassign, cancel, notifications, and the periodic duty."""
 
 
 @order.command("create")
@@ -171,8 +212,9 @@ def order_demo(ctx: click.Context, count: int, seed: int, max_lines: int) -> Non
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def order_show(ctx: click.Context, order_id: str, as_json: bool) -> None:
-    """The order, its pickup code, its assignments and its full timeline."""
-    from hq import orders
+    """The order, its pickup code, its assignments, its full timeline and what the platform
+    was told."""
+    from hq import notify, orders
 
     v = orders.view(_db(ctx), order_id)
     if as_json:
@@ -199,10 +241,15 @@ def order_show(ctx: click.Context, order_id: str, as_json: bool) -> None:
         click.echo(f"    {t['at']}  {t['kind']}{where}{epoch}{detail}")
     for i in v["incidents"]:
         click.echo(f"  INCIDENT {i['kind']} stores {', '.join(i['stores'])} at {i['opened_at']}")
+    told = notify.of_order(_db(ctx), order_id)
+    if told:
+        click.echo(f"  told the platform ({v['platform']}):")
+        for n in told:
+            click.echo(f"    #{n['seq']}  {n['at']}  {n['kind']}  {_summary(n)}")
 
 
 @order.command("list")
-@click.option("--state", help="open, backorder, completed or cancelled.")
+@click.option("--state", help="open, backorder, cancelling, completed or cancelled.")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -262,6 +309,97 @@ def order_reassign(
         _db(ctx), order_id, store_id=store_id, now=_when(at), cancel=cancel
     ):
         click.echo(line)
+
+
+@order.command("cancel")
+@click.argument("order_id", required=False)
+@click.option("--platform", "platform_name", help="With --ref: the platform's order.")
+@click.option("--ref", "ref", help="The platform's order id.")
+@click.option("--reason", help="Why (the customer's words), kept with the order.")
+@click.option("--at", "at", help="HQ time to act at (ISO with zone; default now).")
+@click.pass_context
+def order_cancel(
+    ctx: click.Context,
+    order_id: str | None,
+    platform_name: str | None,
+    ref: str | None,
+    reason: str | None,
+    at: str | None,
+) -> None:
+    """Cancel an order as its platform would (the customer changed their mind): at once when
+    no store accepted it yet, else HQ asks the store and the outcome comes as a notification.
+    Give HQ's ORDER_ID, or --platform and --ref."""
+    from sqlalchemy import select
+
+    from hq import platform_orders
+    from hq.db import orders as table
+    from hq.errors import HQError
+
+    db = _db(ctx)
+    if order_id:
+        with db.read() as conn:
+            row = conn.execute(
+                select(table.c.platform, table.c.platform_order_id).where(
+                    table.c.order_id == order_id
+                )
+            ).first()
+        if row is None:
+            raise click.ClickException(f"no order {order_id}")
+        platform_name, ref = row.platform, row.platform_order_id
+    elif not (platform_name and ref):
+        raise click.UsageError("give ORDER_ID, or --platform and --ref")
+    assert platform_name is not None and ref is not None
+    try:
+        done = platform_orders.cancel(db, platform_name, ref, reason=reason, now=_when(at))
+    except HQError as error:
+        raise click.ClickException(error.message) from None
+    if done.status == "cancelled":
+        click.echo(f"{done.order_id}: cancelled")
+    else:
+        click.echo(
+            f"{done.order_id}: cancel requested, waiting for {', '.join(done.waiting_for)} "
+            "(the store agrees or refuses; `hq order show` tells)"
+        )
+
+
+@order.command("notifications")
+@click.option("--platform", "platform_name", required=True)
+@click.option("--after", default=0, show_default=True, help="Cursor: the last seq seen.")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One notification per line, as sent.")
+@click.pass_context
+def order_notifications(
+    ctx: click.Context, platform_name: str, after: int, limit: int, as_json: bool
+) -> None:
+    """What a platform's customers should hear (the feed the platform reads), oldest first."""
+    from hq import notify
+
+    page = notify.feed(_db(ctx), platform_name, after, limit)
+    for n in page["notifications"]:
+        if as_json:
+            click.echo(json.dumps(n, ensure_ascii=False))
+        else:
+            click.echo(f"{n['seq']:>6}  {n['at'][:19]}  {n['kind']:<16} {_summary(n)}")
+    click.echo(
+        f"cursor {page['cursor']}, head {page['head']}"
+        + (" (more: --after {})".format(page["cursor"]) if page["has_more"] else ""),
+        err=True,
+    )
+
+
+def _summary(n: dict[str, Any]) -> str:
+    text = f"{n['order_id']} ({n['platform_order_id']})"
+    if n.get("store"):
+        text += f" at {n['store']['store_id']}"
+    if n.get("tracking"):
+        text += f" tracking {n['tracking']}"
+    if n.get("pickup_code"):
+        text += f" code {n['pickup_code']}"
+    if n.get("reason"):
+        text += f": {n['reason']}"
+    if n.get("outstanding"):
+        text += " (partial)"
+    return text
 
 
 def print_incidents(db: Any, as_json: bool) -> None:

@@ -27,7 +27,10 @@ Store events (``order.*``) are applied inside the push transaction (:class:`Push
 called from :mod:`hq.ingest`): the current epoch follows :data:`TRANSITIONS` (anything else
 is ``rejected``: ``illegal_transition``, quarantined); a stale epoch is ``superseded`` but
 its stock movements are applied; a stale handover is kept as a fact, cancels the newer
-assignment while it is unfulfilled, and otherwise opens a double-fulfilment incident."""
+assignment while it is unfulfilled, and otherwise opens a double-fulfilment incident. Every
+till of a store may answer its orders: the first answer HQ applies decides which till has the
+assignment, and another till's steps on it are ``superseded`` the same way (code
+``other_till``, naming the till that has it), never quarantined."""
 
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, mod
 from sqlalchemy import Connection, and_, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from hq import notify
 from hq.changelog import ChangeWriter, advance, row_json
 from hq.db import (
     Database,
@@ -551,19 +555,22 @@ class Tx:
 
     def flush(self) -> None:
         """Write what was gathered (new orders, timeline entries, stream changes); call once,
-        just before the commit. Nothing here reads a result, so on PostgreSQL it all goes
-        in one round trip."""
+        just before the commit. The writes read no result, so on PostgreSQL they go in two
+        round trips: the new orders and their lines, then (after the notifications, which
+        read them) the timeline, the stream changes and the stores' rows."""
+        with self.db.batched(self.conn):
+            if self.pending:
+                self.conn.execute(orders.insert(), list(self.pending.values()))
+                self.pending.clear()
+            if self.lines:
+                self.conn.execute(order_lines.insert(), self.lines)
+                self.lines = []
+        notify.on_flush(self)  # platform cancels settled, and what the customers should hear
         self.writer.draw()
         with self.db.batched(self.conn):
             self._flush()
 
     def _flush(self) -> None:
-        if self.pending:
-            self.conn.execute(orders.insert(), list(self.pending.values()))
-            self.pending.clear()
-        if self.lines:
-            self.conn.execute(order_lines.insert(), self.lines)
-            self.lines = []
         if self._notes:  # in one statement, in the order they happened (ids not read back)
             self.conn.execute(order_timeline.insert().inline(), self._notes)
             self._notes = []
@@ -677,7 +684,7 @@ def _line_no(line_id: str) -> int:
 def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
     """Dispatch whatever is outstanding of the order under a new epoch."""
     o = tx.order(order_id)
-    if o.state in ("completed", "cancelled"):
+    if o.state in ("completed", "cancelled", "cancelling"):  # cancelling: the platform's cancel
         return None
     needs = _outstanding(tx, order_id)
     if not needs:
@@ -996,6 +1003,9 @@ class PushContext:
     move: MoveFn
     event_id: str = ""
     """The event being applied (set by ingest before each effect)."""
+    device_id: str = ""
+    """The till that pushed (from its token): a store may have several, and the first one
+    whose answer HQ applies has the order (see :func:`_other_till`)."""
     _tx: Tx | None = field(default=None, init=False)
 
     @property
@@ -1067,9 +1077,21 @@ def apply_event(ctx: PushContext, type_: str, m: Any) -> tuple[Status, str | Non
             f"unknown_order: order {m.order_id} was never assigned to store {ctx.store_id} "
             f"under epoch {m.epoch}",
         )
+    other = None if type_ == p.ORDER_RETURNED_TO_SHELF else _other_till(ctx, tx, a)
+    if other is not None:
+        return _step_of_other_till(ctx, tx, a, type_, m, other)
     if a.state in LIVE:
         return _current(ctx, tx, a, type_, m)
     if a.state == "completed":
+        if type_ == p.ORDER_HOLD_AT_RISK:
+            # the sale came after the goods left (or they left from a bin the sale could not
+            # touch): its own stock movements count, nothing is left to re-source
+            tx.note(m.order_id, "superseded", ctx.store_id, m.epoch, event=type_, **_by(ctx))
+            return (
+                "superseded",
+                f"superseded: order {m.order_id} was already completed at {ctx.store_id} "
+                f"(epoch {m.epoch}); nothing is left to re-source",
+            )
         return (
             "rejected",
             f"illegal_transition: {type_} after the assignment was completed "
@@ -1090,6 +1112,127 @@ def apply_event(ctx: PushContext, type_: str, m: Any) -> tuple[Status, str | Non
 
 
 _FULFILMENT = (p.ORDER_HANDED_OVER, p.ORDER_SHIPPED)
+_ANSWERS = ("accepted", "rejected")
+
+
+def _by(ctx: PushContext) -> dict[str, str]:
+    """The till in a timeline entry of a store's step (which till has the order)."""
+    return {"till": ctx.device_id} if ctx.device_id else {}
+
+
+def _other_till(ctx: PushContext, tx: Tx, a: Any) -> tuple[str, str] | None:
+    """(what, till) when another till of the pushing store has this assignment: every till of
+    a store receives its orders and may answer offline, and the first answer HQ applies
+    decides; a completed assignment belongs to the till whose handover (or shipment)
+    completed it. None when nobody answered, this till did, or HQ does not know which till
+    did (steps recorded before HQ noted tills)."""
+    if not ctx.device_id or a.state == "assigned":
+        return None
+    found = _first_step(tx, a, _ANSWERS)
+    if found is not None and found[1] != ctx.device_id:
+        return found
+    if a.state == "completed":
+        done = _first_step(tx, a, ("handed_over", "shipped"))
+        if done is not None and done[1] != ctx.device_id:
+            return done
+    return None
+
+
+def _first_step(tx: Tx, a: Any, kinds: tuple[str, ...]) -> tuple[str, str] | None:
+    """(kind, till) of the first timeline entry of these kinds for the assignment that names
+    its till (written earlier, or earlier in this transaction)."""
+    row = tx.conn.execute(
+        select(order_timeline.c.kind, order_timeline.c.detail)
+        .where(
+            order_timeline.c.order_id == a.order_id,
+            order_timeline.c.store_id == a.store_id,
+            order_timeline.c.epoch == int(a.epoch),
+            order_timeline.c.kind.in_(kinds),
+        )
+        .order_by(order_timeline.c.id)
+        .limit(1)
+    ).first()
+    found = (row.kind, row.detail) if row is not None else None
+    if found is None:
+        found = next(
+            (
+                (n["kind"], n["detail"])
+                for n in tx._notes
+                if n["order_id"] == a.order_id
+                and n["store_id"] == a.store_id
+                and n["epoch"] == int(a.epoch)
+                and n["kind"] in kinds
+            ),
+            None,
+        )
+    if found is None or not found[1]:
+        return None
+    till = json.loads(found[1]).get("till")
+    return (str(found[0]), str(till)) if till else None
+
+
+def _step_of_other_till(
+    ctx: PushContext, tx: Tx, a: Any, type_: str, m: Any, other: tuple[str, str]
+) -> tuple[Status, str | None]:
+    """A step of a till on an assignment another till of its store answered first (both
+    tills answered offline, or one acted before it heard of the other's answer). Never a bad
+    event: ``superseded``, with the stock movements it carries applied. Goods it handed over
+    or shipped are a fact, kept like a stale handover's: they complete the assignment if it
+    is still open (the other till gets "completed" and puts back what it picked), and open a
+    double-fulfilment incident if the other till already handed the order over."""
+    answer, till = other
+    order_id, store, epoch = a.order_id, a.store_id, int(a.epoch)
+    said = f"{answer.replace('_', ' ')} at {till}"
+    if type_ in _FULFILMENT:
+        if a.state not in LIVE and a.state != "completed":
+            return _stale_fulfilment(ctx, tx, a, type_, m)
+        for mv in m.movements:
+            ctx.move(mv.movement_id, mv.sku, mv.delta, "order", ctx.event_id)
+        kind = "shipped" if type_ == p.ORDER_SHIPPED else "handed_over"
+        extra = {"tracking": m.tracking} if type_ == p.ORDER_SHIPPED else {}
+        if a.state in LIVE:
+            lines = _fulfil(tx, a)
+            _set_state(tx, a, "completed", ended_at=tx.now)
+            tx.note(order_id, kind, store, epoch, lines=lines, other_till=till, **_by(ctx), **extra)
+            _check_double(tx, order_id, store, epoch, lines)
+            _settle(tx, order_id)
+            return (
+                "superseded",
+                f"{p.SUPERSEDED_OTHER_TILL}: {said} (order {order_id}, epoch {epoch}); the "
+                f"{kind.replace('_', ' ')} at {ctx.device_id} is kept and completes the order",
+            )
+        moved = [{"sku": mv.sku, "qty": -mv.delta} for mv in m.movements]
+        tx.note(order_id, kind, store, epoch, again=True, other_till=till, **_by(ctx), **extra)
+        open_incident(
+            tx,
+            order_id,
+            "double_fulfilment",
+            [store],
+            tills=[till, ctx.device_id],
+            lines=moved,
+            last_by=store,
+            last_epoch=epoch,
+        )
+        return (
+            "superseded",
+            f"{p.SUPERSEDED_OTHER_TILL}: {said}, which completed order {order_id}; this "
+            f"{kind.replace('_', ' ')} is kept, its stock moved, and HQ opened an incident",
+        )
+    tx.note(
+        order_id,
+        "superseded",
+        store,
+        epoch,
+        event=type_,
+        assignment=a.state,
+        other_till=till,
+        **_by(ctx),
+    )
+    return (
+        "superseded",
+        f"{p.SUPERSEDED_OTHER_TILL}: {said} (order {order_id}, epoch {epoch}); this step of "
+        f"{ctx.device_id} changes nothing",
+    )
 
 
 def _current(ctx: PushContext, tx: Tx, a: Any, type_: str, m: Any) -> tuple[Status, str | None]:
@@ -1103,12 +1246,12 @@ def _current(ctx: PushContext, tx: Tx, a: Any, type_: str, m: Any) -> tuple[Stat
     store, epoch, order_id = a.store_id, int(a.epoch), a.order_id
     if type_ == p.ORDER_ACCEPTED:
         _set_state(tx, a, "accepted")
-        tx.note(order_id, "accepted", store, epoch)
+        tx.note(order_id, "accepted", store, epoch, **_by(ctx))
     elif type_ == p.ORDER_REJECTED:
         _end(tx, a, "rejected")
         skus = ["*"] if m.reason in BLOCK_WHOLE_STORE else [ln.sku for ln in _lines_of(tx, a.id)]
         _block(tx, store, skus, f"rejected:{m.reason}")
-        tx.note(order_id, "rejected", store, epoch, reason=m.reason, note=m.note)
+        tx.note(order_id, "rejected", store, epoch, reason=m.reason, note=m.note, **_by(ctx))
         _resource(tx, order_id, why=f"rejected by {store} ({m.reason})")
     elif type_ == p.ORDER_PICKED:
         return _picked(tx, a, m)
@@ -1125,7 +1268,7 @@ def _current(ctx: PushContext, tx: Tx, a: Any, type_: str, m: Any) -> tuple[Stat
         _set_state(tx, a, "completed", ended_at=tx.now)
         kind = "shipped" if type_ == p.ORDER_SHIPPED else "handed_over"
         extra = {"tracking": m.tracking} if type_ == p.ORDER_SHIPPED else {}
-        tx.note(order_id, kind, store, epoch, lines=lines, **extra)
+        tx.note(order_id, kind, store, epoch, lines=lines, **_by(ctx), **extra)
         _check_double(tx, order_id, store, epoch, lines)
         _settle(tx, order_id)
     elif type_ == p.ORDER_CANCEL_ACCEPTED:
@@ -1200,10 +1343,21 @@ def _picked(tx: Tx, a: Any, m: p.OrderPickedV1) -> tuple[Status, str | None]:
 
 
 def _hold_at_risk(tx: Tx, a: Any, m: p.OrderHoldAtRiskV1) -> tuple[Status, str | None]:
+    """A till sale ate stock held for this assignment. Accepted: the store keeps what is left
+    of the line and HQ re-sources the shortfall. Not answered yet: like a rejection of that SKU,
+    its lines leave the store whole (a store short of part of a line is not asked for the
+    rest; the next store gets the line entire), the SKU is blocked there, and HQ re-dispatches
+    them; a store left with nothing of the order is out of it, as after a rejection."""
+    unanswered = a.state == "assigned"
     left = m.shortfall
     freed = 0
     for ln in _lines_of(tx, a.id):
-        if ln.sku != m.sku or left <= 0:
+        if ln.sku != m.sku or int(ln.qty) <= 0:
+            continue
+        if unanswered:
+            freed += _shrink(tx, a, ln.line_id, 0)
+            continue
+        if left <= 0:
             continue
         take = min(left, int(ln.qty))
         freed += _shrink(tx, a, ln.line_id, int(ln.qty) - take)
@@ -1218,6 +1372,7 @@ def _hold_at_risk(tx: Tx, a: Any, m: p.OrderHoldAtRiskV1) -> tuple[Status, str |
         shortfall=m.shortfall,
         sale_id=m.sale_id,
         resourced=freed,
+        **({"unanswered": True} if unanswered else {}),
     )
     if freed:
         if not any(int(ln.qty) > 0 for ln in _lines_of(tx, a.id)):

@@ -10,16 +10,18 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
-from hq.changelog import pull_page, snapshot_blocks, stream_head
+from hq.changelog import anchor_at, pull_page, snapshot_blocks, stream_head
 from hq.db import (
     Database,
     devices,
     eod_reports,
+    events,
     payments,
     quarantine,
     sales,
+    stock_ledger,
     stock_on_hand,
     sync_log,
     utcnow,
@@ -28,6 +30,7 @@ from hq.errors import NotFound
 from hq.ingest import DeviceAuth
 from sync.protocol import (
     STREAMS,
+    DeviceReconciliationResponse,
     DeviceSeq,
     DeviceStatus,
     EodReceipt,
@@ -38,8 +41,10 @@ from sync.protocol import (
     PullResponse,
     ReconciliationResponse,
     SalesSummary,
+    SkuMovement,
     SnapshotEnd,
     SnapshotHeader,
+    StoreDevice,
     snapshot_line,
 )
 
@@ -74,7 +79,9 @@ def pull(
     offset = record_contact(db, dev, "pull", req.device_time, now)
     with db.read(snapshot=True) as conn:
         pages = {
-            stream: pull_page(conn, stream, cursor, req.limit, dev.store_id)
+            stream: pull_page(
+                conn, stream, cursor, req.limit, dev.store_id, req.anchors.get(stream)
+            )
             for stream, cursor in sorted(req.cursors.items())
         }
     return PullResponse(
@@ -92,7 +99,8 @@ def snapshot(
 
     Header, rows and cursor come from ONE snapshot read transaction, so the rows are exactly
     the stream's state at that cursor (the change log numbers changes under the same lock that
-    guards the rows, see :mod:`hq.changelog`)."""
+    guards the rows, see :mod:`hq.changelog`). The header carries the cursor's anchor, so a
+    till that loads the snapshot can have its cursor checked against HQ's history later."""
     if stream not in STREAMS:
         raise NotFound(f"no stream {stream!r}; streams are {', '.join(STREAMS)}")
     # opened here (not lazily) so that a database error becomes a 503 before any byte is sent
@@ -100,6 +108,7 @@ def snapshot(
     conn = cm.__enter__()
     try:
         cursor = stream_head(conn, stream, dev.store_id)[0]
+        anchor = anchor_at(conn, stream, cursor)
     except BaseException:
         cm.__exit__(None, None, None)
         raise
@@ -109,6 +118,7 @@ def snapshot(
             header = SnapshotHeader(
                 stream=stream,  # type: ignore[arg-type]
                 cursor=cursor,
+                anchor=anchor,
                 after=after,
                 generated_at=utcnow(),
             )
@@ -210,6 +220,121 @@ def reconciliation(
             DeviceSeq(device_id=d.device_id, last_applied_seq=int(d.last_applied_seq)) for d in devs
         ],
         quarantined=int(held),
+        server_time=now or utcnow(),
+    )
+
+
+def _sales_summary(
+    conn: Connection, day: str, store_id: str, device_pk: int | None
+) -> SalesSummary:
+    """Sales and payments per method of one business day: the store's, or one device's."""
+    where = [sales.c.store_id == store_id, sales.c.business_day == day]
+    if device_pk is not None:
+        where.append(sales.c.device_pk == device_pk)
+    count, total, tax = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(sales.c.total), 0),
+            func.coalesce(func.sum(sales.c.tax_total), 0),
+        ).where(*where)
+    ).one()
+    by_method = {
+        r.method: MethodTotal(count=int(r.n), amount=int(r.amount))
+        for r in conn.execute(
+            select(
+                payments.c.method,
+                func.count().label("n"),
+                func.coalesce(func.sum(payments.c.amount), 0).label("amount"),
+            )
+            .join(sales, sales.c.sale_id == payments.c.sale_id)
+            .where(*where)
+            .group_by(payments.c.method)
+        )
+    }
+    return SalesSummary(count=int(count), total=int(total), tax_total=int(tax), by_method=by_method)
+
+
+def device_reconciliation(
+    db: Database,
+    dev: DeviceAuth,
+    business_day: date,
+    *,
+    after: str | None = None,
+    limit: int = 5000,
+    now: datetime | None = None,
+) -> DeviceReconciliationResponse:
+    """HQ's figures for the calling till (from its token): its sales of the business day and
+    one page of the net stock movement per SKU of its events HQ applied (rejected events moved
+    nothing), plus the store's figures and tills for information, in one consistent read.
+
+    The movements are HQ's own ledger rows, tied to the till by the event each came from
+    (``events`` has the device and an index on ``event_id``). ``stock_ledger`` has no index
+    that narrows it to a store or an event, on purpose (every index there is paid for by every
+    sale line at ingest), so each page reads the ledger through: an end-of-day cost, once per
+    till and day, not an ingest cost."""
+    day = business_day.isoformat()
+    with db.read(snapshot=True) as conn:
+        mine = _sales_summary(conn, day, dev.store_id, dev.pk)
+        store = _sales_summary(conn, day, dev.store_id, None)
+        own_events = select(events.c.event_id).where(
+            events.c.device_pk == dev.pk, events.c.status != "rejected"
+        )
+        q = select(stock_ledger.c.sku, func.sum(stock_ledger.c.delta).label("net")).where(
+            stock_ledger.c.store_id == dev.store_id, stock_ledger.c.event_id.in_(own_events)
+        )
+        if after is not None:
+            q = q.where(stock_ledger.c.sku > after)
+        rows = list(
+            conn.execute(
+                q.group_by(stock_ledger.c.sku).order_by(stock_ledger.c.sku).limit(limit + 1)
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        held = {
+            int(r[0]): int(r[1])
+            for r in conn.execute(
+                select(quarantine.c.device_pk, func.count())
+                .where(quarantine.c.store_id == dev.store_id)
+                .group_by(quarantine.c.device_pk)
+            )
+        }
+        devs = list(
+            conn.execute(
+                select(
+                    devices.c.id,
+                    devices.c.device_id,
+                    devices.c.last_applied_seq,
+                    devices.c.last_push_at,
+                    devices.c.last_seen_at,
+                    devices.c.pending_reported,
+                )
+                .where(devices.c.store_id == dev.store_id)
+                .order_by(devices.c.device_id)
+            )
+        )
+    last = next(int(d.last_applied_seq) for d in devs if d.id == dev.pk)
+    return DeviceReconciliationResponse(
+        store_id=dev.store_id,
+        device_id=dev.device_id,
+        business_day=business_day,
+        sales=mine,
+        movements=[SkuMovement(sku=r.sku, net=int(r.net)) for r in rows],
+        next_after=rows[-1].sku if more and rows else None,
+        last_applied_seq=last,
+        quarantined=held.get(dev.pk, 0),
+        store_sales=store,
+        devices=[
+            StoreDevice(
+                device_id=d.device_id,
+                last_applied_seq=int(d.last_applied_seq),
+                last_push_at=d.last_push_at,
+                last_seen_at=d.last_seen_at,
+                pending_reported=None if d.pending_reported is None else int(d.pending_reported),
+                quarantined=held.get(int(d.id), 0),
+            )
+            for d in devs
+        ],
         server_time=now or utcnow(),
     )
 

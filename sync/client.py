@@ -31,11 +31,13 @@ from sync.errors import (
     SnapshotIncomplete,
 )
 from sync.protocol import (
+    DEVICE_RECONCILIATION_PATH,
     PULL_PATH,
     PUSH_PATH,
     RECONCILIATION_PATH,
     SNAPSHOT_PATH,
     STATUS_PATH,
+    DeviceReconciliationResponse,
     DeviceStatus,
     EodReceipt,
     EodReport,
@@ -142,6 +144,17 @@ class HQClient:
         if after is not None:
             params["after"] = after
         return await self._call("GET", RECONCILIATION_PATH, ReconciliationResponse, params=params)
+
+    async def device_reconciliation(
+        self, business_day: date, *, after: str | None = None, limit: int = 5000
+    ) -> DeviceReconciliationResponse:
+        """HQ's end-of-day figures for this till alone (its token says which)."""
+        params: dict[str, Any] = {"business_day": business_day.isoformat(), "limit": limit}
+        if after is not None:
+            params["after"] = after
+        return await self._call(
+            "GET", DEVICE_RECONCILIATION_PATH, DeviceReconciliationResponse, params=params
+        )
 
     async def send_eod(self, report: EodReport) -> EodReceipt:
         """Tell HQ what the till concluded at end of day (``hq report`` shows it)."""

@@ -249,9 +249,12 @@ class SyncEngine:
             if fresh:
                 report.snapshots.update(await self.snapshots(fresh))
                 continue
+            anchors = self.puller.anchors(streams)
             req = PullRequest(
                 device_time=self.clock(),
                 cursors={s: int(cursors[s] or 0) for s in streams},  # type: ignore[misc]
+                # HQ checks each cursor is still on its history (a restore resets the stream)
+                anchors={s: a for s, a in anchors.items() if a is not None},  # type: ignore[misc]
                 limit=cfg.pull_limit,
             )
             res = await self.client.pull(req)

@@ -120,10 +120,16 @@ class PullPort(Protocol):
         from HQ's snapshot, not from change 1)."""
         ...
 
+    def anchors(self, streams: Iterable[str]) -> dict[str, str | None]:
+        """Each stream's anchor, stored with its cursor (the page's or snapshot's ``anchor``:
+        which of HQ's histories the cursor was taken on); None when none is known."""
+        ...
+
     def apply_pages(self, pages: Sequence[StreamPage]) -> int:
-        """Apply the changes of these pages and store their cursors, all in one transaction.
-        Changes at or below a stream's stored cursor are skipped and a cursor never moves
-        backwards here, so applying a page twice changes nothing. Returns changes applied."""
+        """Apply the changes of these pages and store their cursors (each with its page's
+        anchor), all in one transaction. Changes at or below a stream's stored cursor are
+        skipped and a cursor never moves backwards here, so applying a page twice changes
+        nothing. Returns changes applied."""
         ...
 
     def spool_path(self, stream: str) -> Path:
@@ -135,8 +141,9 @@ class PullPort(Protocol):
         self, spools: Mapping[str, Path], progress: SnapshotProgress | None = None
     ) -> dict[str, int]:
         """Replace these streams' local rows with the complete snapshot files (header, rows,
-        end line) and set each stream's cursor to its snapshot's, in one transaction; the
-        store's own data and outbox are untouched. Returns rows loaded per stream."""
+        end line) and set each stream's cursor (and anchor) to its snapshot's, in one
+        transaction; the store's own data and outbox are untouched. Returns rows loaded per
+        stream."""
         ...
 
 

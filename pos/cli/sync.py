@@ -193,8 +193,8 @@ def eod(
     day: datetime | None,
     as_json: bool,
 ) -> None:
-    """End of day: sync until nothing is left to send, then check the day's sales and the
-    stock against HQ. Exits 0 only when everything is verified."""
+    """End of day: sync until nothing is left to send, then check this till's sales of the day
+    and its stock movements against HQ's figures for this till. Exits 0 only when verified."""
     from pos.services.eod import end_of_day, report_lines
     from pos.services.sync import make_engine
 
@@ -250,6 +250,24 @@ def eod_json(report: EodReport) -> dict[str, Any]:
             {"sku": d.sku, "store": d.store, "hq": d.hq} for d in report.stock_differences
         ],
         "problems": list(report.problems),
+        "scope": report.scope,
+        "store_id": report.store_id,
+        "device_id": report.device_id,
+        "hq_store": figures(report.hq_store),
+        "store_stock_checked": report.store_stock_checked,
+        "store_stock_differences": [
+            {"sku": d.sku, "store": d.store, "hq": d.hq} for d in report.store_stock_differences
+        ],
+        "other_tills": [
+            {
+                "device_id": o.device_id,
+                "last_applied_seq": o.last_applied_seq,
+                "last_push_at": o.last_push_at.isoformat() if o.last_push_at else None,
+                "pending_reported": o.pending_reported,
+                "quarantined": o.quarantined,
+            }
+            for o in report.other_tills
+        ],
     }
 
 

@@ -3,9 +3,14 @@ the rules of picking by scan. Pure values and functions; the store keeps the row
 services run each step in one transaction.
 
 Two kinds of moves share the table: the staff's steps (accept, reject, pick, ready, ship, hand
-over, answer a cancel request) and what HQ's row of the orders stream says (another till of the
-store accepted, HQ took the order away, called it off, or saw it completed). Anything not in
-the table is refused and changes nothing."""
+over, answer a cancel request) and what HQ says (another till of the store accepted, HQ took
+the order away, called it off, or saw it completed). Anything not in the table is refused and
+changes nothing.
+
+Several tills of one store all receive the store's orders. Until someone answers, each till
+holds the order's stock (any of them may end up fulfilling it); the first till whose answer
+HQ applies has the order, and every other till moves it to ``elsewhere`` ("handled at another
+till"): read-only there, holding nothing (see pos.store.orders for why)."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ Stage = Literal[
     "cancelled",  # called off (the store agreed to HQ's cancel request, or HQ called it off)
     "revoked",  # HQ took it away from this store (reassigned)
     "completed",  # HQ says it was completed, but not by this till (another till of the store)
+    "elsewhere",  # another till of this store answered it first and works on it
 ]
 Action = Literal[
     # the staff's steps
@@ -39,7 +45,7 @@ Action = Literal[
     "cancel_refuse",
     # what HQ's row says
     "assigned",  # a new assignment (a new epoch) of this order to this store
-    "accepted_elsewhere",
+    "accepted_elsewhere",  # another till of this store has it (its answer came first)
     "revoke",
     "call_off",
     "completed_elsewhere",
@@ -56,13 +62,16 @@ STAGES: tuple[Stage, ...] = (
     "cancelled",
     "revoked",
     "completed",
+    "elsewhere",
 )
 ACTIVE: frozenset[Stage] = frozenset({"new", "accepted", "picked", "ready"})
 """Stages that still expect something of the store."""
 FULFILLED: frozenset[Stage] = frozenset({"handed_over", "shipped"})
 """The goods left the store: a fact no later row can undo."""
-HOLDING: frozenset[Stage] = frozenset({"accepted", "picked", "ready"})
-"""Stages in which the order's holds are pending."""
+HOLDING: frozenset[Stage] = frozenset({"new", "accepted", "picked", "ready"})
+"""Stages in which the order's holds are pending: from the moment HQ assigns the order to this
+store (HQ counts it against the store from then on), until it leaves or is no longer this
+till's."""
 SET_ASIDE: frozenset[Stage] = frozenset({"picked", "ready"})
 """The goods are in a bin, off the shelf: a walk-in sale cannot have taken them."""
 
@@ -82,8 +91,8 @@ TRANSITIONS: dict[tuple[Stage, Action], Stage] = {
     ("accepted", "cancel_refuse"): "accepted",
     ("picked", "cancel_refuse"): "picked",
     ("ready", "cancel_refuse"): "ready",
-    ("new", "accepted_elsewhere"): "accepted",
-    **{(s, a): _ACTIVE_TO[a] for s in ACTIVE for a in _ACTIVE_TO},  # type: ignore[misc]
+    **{(s, "accepted_elsewhere"): "elsewhere" for s in ACTIVE},  # type: ignore[misc]
+    **{(s, a): _ACTIVE_TO[a] for s in (*ACTIVE, "elsewhere") for a in _ACTIVE_TO},  # type: ignore[misc]
     **{(s, "assigned"): "new" for s in STAGES},
 }
 """(stage, action) -> next stage. A handed-over or shipped order never goes back: HQ's later
@@ -109,6 +118,7 @@ STAGE_WORDS: dict[str, str] = {
     "cancelled": "cancelled",
     "revoked": "taken away by HQ",
     "completed": "completed at another till",
+    "elsewhere": "handled at another till",
 }
 
 

@@ -384,6 +384,16 @@ class OrderService:
         self._can_hand_over(found[0])
         return found[0]
 
+    def ready_with_code(self, code: str) -> list[StoredOrder]:
+        """Orders ready for pickup here (and still this store's) whose pickup code is ``code``:
+        what the sale screen asks of a bare code before looking it up as a product. Empty for
+        anything that is not a pickup code; never raises for odd input."""
+        code = code.strip()
+        if not code.isdigit() or not 4 <= len(code) <= 10:
+            return []
+        found = store_orders.find_by_code_hash(self.store.conn, p.pickup_code_hash(code))
+        return [o for o in found if o.stage == "ready" and o.assignment not in _GONE]
+
     def hand_over(self, order_id: str, code: str) -> StoredOrder:
         """The customer takes the order: the code is checked again, stock moves, holds are
         posted and HQ is told, in one transaction."""

@@ -4,8 +4,11 @@ file, and the background worker that runs it on a timer and on "sync now".
 The worker is a thread of its own with its own SQLite connection (a sqlite3 connection belongs
 to its thread) and its own event loop for the HTTP calls; it never touches the screen. It
 reports through a callback with a :class:`SyncStatus` value; the app turns that into a message.
-Its transactions are short (one push batch marked, one pull page applied), and SQLite's busy
-timeout makes a sale wait for them rather than fail, so syncing never blocks a sale for long."""
+Its transactions are short (one push batch marked, one pull page applied) and commit without an
+fsync of their own; a sale that arrives meanwhile waits on the store file's write lock
+(:func:`pos.store.db.write_lock`) and starts the moment the worker's transaction ends, so
+syncing never blocks a sale for long. Checkpoints are left to the till's background
+checkpointer, which runs them when the file is quiet."""
 
 from __future__ import annotations
 

@@ -10,7 +10,22 @@ for the staff.
 
 Holds: one row per (order, line, epoch); ``pending`` while the store means to fulfil it (they
 lower what the till may sell), ``posted`` once the goods left (the stock movement is in the
-ledger), ``voided`` when the order no longer needs them.
+ledger), ``voided`` when the order no longer needs them. An order holds from the moment it
+arrives assigned to this store under its current epoch, before anyone answers it, because HQ
+counts it against the store from its assignment: a till sale that eats that stock warns the
+cashier and tells HQ (``order.hold_at_risk``) at once. Accepting keeps the holds; rejecting,
+HQ's timeout reassignment or a cancel voids them.
+
+Several tills of one store: each till has its own file and its own ledger (HQ's on-hand of the
+store is the sum of them), and each pulls the store's orders. An order nobody has answered is
+held at every till, since any of them may fulfil it. Once a till's answer is applied at HQ, the
+order is that till's: the others see it ``elsewhere`` ("handled at another till") and hold
+nothing for it. Their ledgers never carry its pick or handover, so its holds would lower their
+"available" by goods they never counted, and a sale there would tell HQ that stock at risk
+which the accepting till's own ledger still shows; HQ keeps the hold against the store as a
+whole. A till learns it lost the race in one of two ways: HQ's row says ``accepted`` while the
+till itself never accepted (the order is ``new`` here), or HQ answered one of the till's own
+steps ``superseded`` with the code ``other_till`` (:func:`hq_answered`).
 
 Every write here runs inside the caller's transaction (a service step, a sale, or a pull page
 of the sync engine)."""
@@ -23,7 +38,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pos.domain.orders import (
     ACTIVE,
@@ -34,7 +49,9 @@ from pos.domain.orders import (
     advance,
 )
 from pos.store._conn import DbLike, connection
-from sync.protocol import OrderRow
+
+if TYPE_CHECKING:
+    from sync.protocol import OrderRow
 
 MIGRATION: tuple[str, ...] = (
     """CREATE TABLE online_orders (
@@ -639,6 +656,10 @@ def apply_change(
             _end_here(conn, cur, "revoke", now, "HQ removed the order from this store")
             return "revoked"
         return "ignored"
+    # imported here, not at the top: the pydantic models cost the till ~125 ms of cold start,
+    # and only the sync worker's pull needs them
+    from sync.protocol import OrderRow
+
     r = OrderRow.model_validate(dict(row))
     was = None if cur is None or cur.epoch != r.epoch else cur.assignment
     if cur is None:
@@ -758,15 +779,20 @@ def _follow(
     """Do what HQ's assignment state asks of the store's progress. ``was``: HQ's state in the
     store's previous row of this epoch (a cancel request is a new question only when the row
     turns to it; the same row again, e.g. in a snapshot, asks nothing new)."""
+    if assignment == "assigned" and order.stage == "new":
+        make_holds(conn, order, now)  # HQ counts it against this store from now on
+        return ""
     if assignment in ("accepted", "cancel_requested") and order.stage == "new":
-        # another till of this store accepted it: hold the stock here too. HQ asks a cancel
-        # only of an accepted order, so a till that first hears of it in a cancel request
-        # (a snapshot, or both changes in one page) holds it as well, then gets the question.
-        set_stage(conn, order, advance(order.stage, "accepted_elsewhere"), now)
-        make_holds(conn, order, now)
-        if assignment == "accepted":
-            return "accepted"
-        order = get(conn, order.order_id) or order
+        # answered, and not by this till (it never accepted): another till of this store has
+        # it. HQ asks a cancel only of an accepted order, so a cancel request says the same.
+        _end_here(conn, order, "accepted_elsewhere", now, "another till of this store has it")
+        return "elsewhere"
+    if order.stage == "elsewhere":
+        # nothing is held or picked here; the order's end only changes what the inbox says
+        ended = {"revoked": "revoke", "cancelled": "call_off", "completed": "completed_elsewhere"}
+        if assignment in ended:
+            set_stage(conn, order, advance(order.stage, ended[assignment]), now)
+        return ""
     if assignment == "cancel_requested":
         if (
             was != "cancel_requested"
@@ -789,10 +815,36 @@ def _follow(
         if assignment == "cancelled":
             _end_here(conn, order, "call_off", now, "HQ called the order off")
             return "cancelled"
-        void_holds(conn, order.order_id, now)
-        set_stage(conn, order, advance(order.stage, "completed_elsewhere"), now)
+        # completed by another till of this store (one that handed it over offline): what
+        # this till picked for it goes back to the shelf
+        _end_here(conn, order, "completed_elsewhere", now, "the order was completed elsewhere")
         return "completed"
     return ""
+
+
+def hq_answered(
+    conn: sqlite3.Connection, answers: Iterable[tuple[str, str | None]], now: datetime
+) -> int:
+    """HQ's ``superseded`` answers to this till's events, as (event_id, reason), recorded in
+    the same transaction as the answers. Those saying another till of this store has the order
+    move it here to ``elsewhere``: holds voided, anything picked back to the shelf. (A till
+    that answered offline learns it this way: HQ's row of the order said ``accepted`` too, and
+    may have reached it before its own step went out.) Returns how many orders moved."""
+    from sync.protocol import SUPERSEDED_OTHER_TILL, reason_code
+
+    moved = 0
+    for event_id, reason in answers:
+        if reason_code(reason) != SUPERSEDED_OTHER_TILL:
+            continue
+        step = conn.execute(
+            "SELECT order_id, epoch FROM order_steps WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        order = get(conn, step[0]) if step else None
+        if order is None or order.epoch != int(step[1]) or order.stage not in ACTIVE:
+            continue  # gone, reassigned since, or already handed over here: a fact, kept
+        _end_here(conn, order, "accepted_elsewhere", now, "another till of this store has it")
+        moved += 1
+    return moved
 
 
 def _end_here(

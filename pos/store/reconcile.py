@@ -60,3 +60,24 @@ def projection_drift(db: DbLike) -> dict[str, tuple[int, int]]:
         " WHERE coalesce(p.on_hand, 0) != coalesce(l.total, 0)"
     )
     return {str(sku): (int(a), int(b)) for sku, a, b in rows}
+
+
+def own_movements(db: DbLike) -> tuple[dict[str, int], int]:
+    """Net stock movement per SKU of this till's ledger, and how many of its movements no
+    event carries yet.
+
+    Every row of a till's ledger is a movement this till made: its sales and order steps
+    carry their own, and the rest (initial stock of a catalogue import, adjustments) is given
+    a ``stock.adjusted`` event before each push (``SqliteSyncState.before_push``). Nothing
+    pulled from HQ enters the ledger (orders of other tills only hold stock). So, once every
+    movement has its event and the outbox is drained, these sums are exactly what HQ should
+    hold for this device."""
+    conn = connection(db)
+    sums = {
+        str(sku): int(n)
+        for sku, n in conn.execute("SELECT sku, sum(delta) FROM stock_ledger GROUP BY sku")
+    }
+    unsent = conn.execute(
+        "SELECT count(*) FROM stock_ledger WHERE ref_event_id IS NULL"
+    ).fetchone()[0]
+    return sums, int(unsent)

@@ -3,7 +3,9 @@
 - Outbox: pending events in seq order, HQ's answers marked in one transaction, a rewind when HQ
   reports a lower ``last_applied_seq`` (restored from a backup), retention of acknowledged
   events, the quarantine list.
-- Pull: per-stream cursors; a page's changes and its cursor in one transaction; a snapshot
+- Pull: per-stream cursors, each with the anchor HQ gave with it (it names the history the
+  cursor was taken on, so that HQ can tell a cursor from before its restore); a page's changes
+  and its cursor in one transaction; a snapshot
   (a new till, or a reset) replaces that stream's rows in one transaction, never touching the
   store's own data or the outbox.
 - Journal: the last contact with HQ (online, last success, clock offset).
@@ -23,6 +25,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from pos.store import orders as store_orders
 from pos.store import outbox
 from pos.store._conn import DbLike, atomic, connection
 from pos.store.catalog import BulkLoad, CatalogItem, delete_products, upsert_products
-from pos.store.db import BUSY_TIMEOUT_MS
+from pos.store.db import BUSY_TIMEOUT_MS, FALLBACK_AUTOCHECKPOINT_PAGES, write_lock
 from pos.store.errors import StoreError, translate
 from pos.store.schema import SCHEMA_VERSION
 from sync.ports import (
@@ -66,11 +69,21 @@ SYNC_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # HQ's config stream: chain settings and staff ("staff:<id>"); value is JSON
         "CREATE TABLE hq_config (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     ),
+    (
+        # the anchor HQ gave with the cursor (which history the cursor was taken on; NULL: none
+        # known yet, the next page brings one)
+        "ALTER TABLE sync_cursor ADD COLUMN anchor TEXT",
+    ),
 )
 SYNC_SCHEMA_VERSION = len(SYNC_MIGRATIONS)
 ADOPT_PER_EVENT = 500  # stock movements per stock.adjusted event
 ADOPT_WINDOW = 20_000  # ledger positions looked at per transaction
 CURRENCY = "CNY"
+# The sync worker's connection leaves checkpoints to the till's background checkpointer, which
+# waits for a quiet moment; SQLite's own, run by the worker's commit after it releases the lock,
+# only comes into play on a backlog that outgrows this (well before the till's own fallback,
+# so a customer's sale is not the one that pays for it).
+WORKER_AUTOCHECKPOINT_PAGES = FALLBACK_AUTOCHECKPOINT_PAGES // 2
 
 
 # -- schema and connections ---------------------------------------------------------------------
@@ -108,13 +121,16 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 def open_companion(path: Path) -> sqlite3.Connection:
     """A second connection to a store file that this process already holds open (and has
     migrated) with ``open_store``: the sync worker's own, since a sqlite3 connection belongs to
-    the thread that opened it. It takes no file lock of its own (the process holds it) and
-    uses the same durability settings."""
+    the thread that opened it. It takes no file lock of its own (the process holds it). It is
+    synchronous=FULL like the till's; only the engine's own bookkeeping commits at NORMAL (see
+    ``SqliteSyncState._bookkeeping``). Its automatic checkpoints start only at
+    WORKER_AUTOCHECKPOINT_PAGES: the till's background checkpointer does them at quiet moments."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WORKER_AUTOCHECKPOINT_PAGES}")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
         raise (translate(exc, path) or StoreError(f"Cannot open {path}: {exc}")) from exc
@@ -174,25 +190,49 @@ class SqliteSyncState:
         self.exclusive = exclusive
         self.timings: dict[str, float] = {}  # of the last snapshot load, by phase
         self.spool_dir = Path(spool_dir)
+        file = self.conn.execute("PRAGMA database_list").fetchone()[2]
+        # the till's connection takes the same lock: a sale waits for a transaction of ours
+        # exactly as long as it lasts (see pos.store.db.write_lock)
+        self._write_lock = write_lock(file) if file else threading.Lock()
         ensure_schema(self.conn)
         self.conn.create_function("pos_lookup_key", 1, lookup_key, deterministic=True)
 
     @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the process's write lock of the store file (joins the
+        caller's transaction when there is one)."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        with self._write_lock, atomic(conn):
+            yield conn
+
+    @contextlib.contextmanager
     def _bookkeeping(self) -> Iterator[sqlite3.Connection]:
         """A transaction of the engine's own bookkeeping (HQ's answers, cursors with their
-        pages, the last contact): committed without waiting for the disk (synchronous=NORMAL
-        in WAL mode), so it holds the write lock for as short as possible and a sale never
-        waits behind an fsync of sync's. A power cut may undo it, which is safe: the
-        database stays consistent, an answer lost is asked again (HQ answers "duplicate"),
-        a page lost is pulled again. The till's own commits still wait for the disk, and
-        each of them makes everything before it durable. Events are never created here."""
+        pages, the pulled orders, the last contact): committed without waiting for the disk
+        (synchronous=NORMAL in WAL mode), so it holds the write lock for as short as possible
+        and a sale never waits behind an fsync of sync's.
+
+        Why that is safe: in WAL mode a NORMAL commit is still atomic and a power cut cannot
+        corrupt the file; it can only undo the last transactions written after the last
+        fsync of the WAL. Every commit of the till (sales, order steps, anything a customer
+        or a member of staff was told is done, and every event of the outbox) is FULL, and
+        its fsync of the WAL makes everything before it durable too, so only bookkeeping
+        written after the till's last commit can be lost, and all of it is HQ's to give
+        again: an answer lost leaves the event pending and its re-push is answered
+        "duplicate" (HQ keeps last_applied_seq); a page lost goes together with its cursor
+        (same transaction) and is pulled again; the last contact is refreshed next round.
+        Nothing written here is the store's own data: events are never created here
+        (``before_push`` creates them, at FULL)."""
         conn = self.conn
         if conn.in_transaction:
             yield conn
             return
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            with atomic(conn):
+            with self._writing():
                 yield conn
         finally:
             conn.execute("PRAGMA synchronous = FULL")
@@ -215,7 +255,7 @@ class SqliteSyncState:
             top = conn.execute("SELECT max(pos) FROM stock_ledger").fetchone()[0] or 0
             if top <= mark:
                 return added
-            with atomic(conn):
+            with self._writing():
                 end = min(top, mark + ADOPT_WINDOW)
                 rows = conn.execute(
                     "SELECT pos, movement_id, sku, delta, reason FROM stock_ledger"
@@ -274,6 +314,9 @@ class SqliteSyncState:
                 (state, json.dumps(result, ensure_ascii=False), at, r.seq, str(r.event_id))
             )
         missing: tuple[int, int] | None = None
+        superseded_steps = [
+            (str(r.event_id), r.reason) for r in results if r.effective_status == "superseded"
+        ]
         with self._bookkeeping() as conn:
             if updates:
                 conn.executemany(
@@ -281,6 +324,8 @@ class SqliteSyncState:
                     " WHERE seq = ? AND event_id = ?",
                     updates,
                 )
+            if superseded_steps:  # an order another till of the store has: not this till's
+                store_orders.hq_answered(conn, superseded_steps, now)
             if last_applied_seq < self._highest_answered(conn):
                 # HQ was restored from a backup: it no longer has these; send them again
                 rewound = conn.execute(
@@ -384,6 +429,13 @@ class SqliteSyncState:
         }
         return {s: known.get(s) for s in streams}
 
+    def anchors(self, streams: Iterable[str]) -> dict[str, str | None]:
+        known = {
+            str(s): None if a is None else str(a)
+            for s, a in self.conn.execute("SELECT stream, anchor FROM sync_cursor")
+        }
+        return {s: known.get(s) for s in streams}
+
     def apply_pages(self, pages: Sequence[StreamPage]) -> int:
         if not pages:
             return 0
@@ -391,7 +443,7 @@ class SqliteSyncState:
         with self._bookkeeping() as conn:
             for page in pages:
                 row = conn.execute(
-                    "SELECT cursor FROM sync_cursor WHERE stream = ?", (page.stream,)
+                    "SELECT cursor, anchor FROM sync_cursor WHERE stream = ?", (page.stream,)
                 ).fetchone()
                 stored = int(row[0]) if row else 0
                 for change in page.changes:
@@ -400,7 +452,10 @@ class SqliteSyncState:
                     self._apply(page.stream, change.op, change.key, change.row, change.seq)
                     applied += 1
                 if row is None or page.cursor > stored:
-                    _set_cursor(conn, page.stream, max(stored, page.cursor))
+                    _set_cursor(conn, page.stream, page.cursor, page.anchor)
+                elif page.cursor == stored and row[1] is None and page.anchor is not None:
+                    # a cursor kept from before HQ gave anchors learns the one it names
+                    _set_cursor(conn, page.stream, stored, page.anchor)
         return applied
 
     # -- the appliers (inside the caller's transaction) ----------------------------------------
@@ -550,7 +605,7 @@ class SqliteSyncState:
                 n += 1
             counts["orders"] = n
         for stream, header in headers.items():
-            _set_cursor(conn, stream, header.cursor)
+            _set_cursor(conn, stream, header.cursor, header.anchor)
 
     def _load_catalog(
         self,
@@ -821,11 +876,12 @@ def _iso_or_none(when: datetime | None) -> str | None:
     return _iso(when) if when is not None else None
 
 
-def _set_cursor(conn: sqlite3.Connection, stream: str, cursor: int) -> None:
+def _set_cursor(conn: sqlite3.Connection, stream: str, cursor: int, anchor: str | None) -> None:
+    """A stream's cursor and its anchor, always together: an anchor belongs to one cursor."""
     conn.execute(
-        "INSERT INTO sync_cursor (stream, cursor) VALUES (?, ?)"
-        " ON CONFLICT(stream) DO UPDATE SET cursor = excluded.cursor",
-        (stream, cursor),
+        "INSERT INTO sync_cursor (stream, cursor, anchor) VALUES (?, ?, ?)"
+        " ON CONFLICT(stream) DO UPDATE SET cursor = excluded.cursor, anchor = excluded.anchor",
+        (stream, cursor, anchor),
     )
 
 

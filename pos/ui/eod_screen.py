@@ -1,5 +1,6 @@
-"""The end-of-day screen: sync until nothing is left to send, then compare the day with HQ and
-show the reconciliation ("VERIFIED", or each thing pending or different).
+"""The end-of-day screen: sync until nothing is left to send, then compare this till's day with
+HQ and show the reconciliation ("VERIFIED", or each thing pending or different), what was
+compared, and the store's other tills with their last sync.
 
 The work runs on the sync worker (pos.ui.sync_link); the screen only waits for the report."""
 
@@ -14,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from pos.services.eod import EodReport, end_of_day, report_lines
+from pos.services.eod import EodReport, end_of_day, report_lines, verdict
 
 if TYPE_CHECKING:
     from pos.ui.sync_link import SyncLink
@@ -74,7 +75,7 @@ class EodScreen(Screen[None]):
             return
         self.report = report
         lines = report_lines(report)
-        self._show_verdict(report.verified, lines[-1] if report.verified else "NOT VERIFIED")
+        self._show_verdict(report.verified, verdict(report))
         self.query_one("#eod-report", Static).update("\n".join(lines))
 
     def _show_verdict(self, verified: bool, text: str) -> None:

@@ -11,6 +11,7 @@ reloads an open inbox after each sync round."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -107,10 +108,14 @@ def open_orders(app: Any) -> None:
         app.push_screen(OrdersScreen(order_service(app)))
 
 
-def open_handover(app: Any, scan: ScanIntent | None = None) -> None:
-    """The handover dialog; with a scanned pickup QR (or P-code) the order is looked up at once."""
-    order_id = getattr(scan.event, "order_id", None) if scan is not None else None
-    code = (scan.value or "") if scan is not None else ""
+def open_handover(
+    app: Any, scan: ScanIntent | None = None, *, code: str = "", order_id: str | None = None
+) -> None:
+    """The handover dialog; with a scanned pickup QR (or P-code), or a code and the order it
+    was found for, the order is looked up at once."""
+    if scan is not None:
+        order_id = getattr(scan.event, "order_id", None)
+        code = scan.value or ""
 
     def done(order_id: str | None) -> None:
         if order_id:
@@ -118,6 +123,22 @@ def open_handover(app: Any, scan: ScanIntent | None = None) -> None:
             _sync_now(app)
 
     app.push_screen(HandoverModal(order_service(app), code=code, order_id=order_id), done)
+
+
+def open_pickup_code(app: Any, text: str) -> bool:
+    """A bare code typed or scanned at the sale screen that is the pickup code of an order
+    ready here: its handover opens, the same dialog as from the inbox (two ready orders that
+    share the short code: the dialog asks for the customer's QR). False when no ready order
+    has it: the sale screen looks it up as a product, as before."""
+    try:
+        ready = order_service(app).ready_with_code(text)
+    except (StoreError, sqlite3.Error):
+        return False  # the product lookup that follows says what is wrong with the file
+    if not ready:
+        return False
+    only = ready[0].order_id if len(ready) == 1 else None
+    open_handover(app, code=text.strip(), order_id=only)
+    return True
 
 
 def open_endless_aisle(app: Any, product: Product | None) -> None:
@@ -1117,6 +1138,7 @@ __all__ = [
     "open_endless_aisle",
     "open_handover",
     "open_orders",
+    "open_pickup_code",
     "order_service",
     "refresh_orders",
     "start_wakeups",

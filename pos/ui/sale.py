@@ -47,6 +47,12 @@ def explain(exc: Exception) -> str:
     return f"Unexpected problem: {exc}. The cart is kept; try again or call the manager."
 
 
+def _pickup_shaped(text: str) -> bool:
+    """Six digits and nothing else: what the customer's pickup code looks like."""
+    text = text.strip()
+    return len(text) == 6 and text.isascii() and text.isdigit()
+
+
 class SaleScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "pay", "Pay"),
@@ -146,6 +152,13 @@ class SaleScreen(Screen[None]):
     def accept_scan(self, scan: ScanIntent) -> None:
         """A code arrived (typed, wedge or camera), already classified by the app."""
         if scan.is_product:
+            if _pickup_shaped(scan.text):
+                # a customer's 6-digit pickup code typed or scanned here: the handover of the
+                # ready order it belongs to, or (none has it) a product code as before
+                from pos.ui.orders_screen import open_pickup_code
+
+                if open_pickup_code(self.app, scan.text):
+                    return
             self.add_code(scan.lookup, raw=scan.text)
         elif scan.kind == "guide":
             self.guide_id = scan.value or scan.text

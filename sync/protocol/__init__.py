@@ -38,21 +38,29 @@ store and the device from the token, never from a body):
     holds acknowledged means HQ was restored from a backup: rewind and re-push from there.
 
 ``POST /sync/v1/pull`` — body :class:`PullRequest`, answer :class:`PullResponse`.
-    One :class:`StreamPage` per asked stream. Apply a page's changes and its ``cursor`` in one
-    local transaction. A page never ends inside an HQ transaction. ``has_more`` asks for another
-    pull. A page with ``reset`` set carries no changes: fetch that stream's snapshot, replace
-    that stream's local rows, and continue from the snapshot's cursor (other streams and the
-    outbox are untouched).
+    One :class:`StreamPage` per asked stream. Apply a page's changes and store its ``cursor``
+    with its ``anchor`` in one local transaction; send the anchors back in
+    :attr:`PullRequest.anchors`. A page never ends inside an HQ transaction. ``has_more`` asks
+    for another pull. A page with ``reset`` set carries no changes (``reason`` is one of
+    :data:`RESET_REASONS`, among them ``history_changed``: HQ was restored from a backup and its
+    change at the cursor is another one than the till pulled): fetch that stream's snapshot,
+    replace that stream's local rows, and continue from the snapshot's cursor and anchor (other
+    streams and the outbox are untouched).
 
 ``GET /sync/v1/snapshot/{stream}[?after=KEY]`` — NDJSON (``application/x-ndjson``).
     First line ``{"snapshot": SnapshotHeader}``, then one ``{"key": ..., "row": {...}}`` per row
     in key order, last line ``{"end": SnapshotEnd}``. A body without the end line was cut:
-    resume with ``?after=<last key received>`` and keep the cursor of the FIRST header (rows
-    after the resume point may be newer; replaying the changes from the older cursor is
-    idempotent and converges).
+    resume with ``?after=<last key received>`` and keep the cursor and anchor of the FIRST
+    header (rows after the resume point may be newer; replaying the changes from the older
+    cursor is idempotent and converges).
 
 ``GET /sync/v1/reconciliation?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
     :class:`ReconciliationResponse`: HQ's view of the calling store for end of day.
+
+``GET /sync/v1/reconciliation/device?business_day=YYYY-MM-DD[&after=SKU&limit=N]``
+    :class:`DeviceReconciliationResponse`: HQ's view of the calling TILL (its own sales and the
+    net stock movement of its own events), plus the store's other tills for information. A
+    till of a store with several tills can be verified only with this one.
 
 ``POST /sync/v1/reconciliation`` — body :class:`EodReport`, answer :class:`EodReceipt`: the
     store's conclusion (verified or the counts of differences), shown by ``hq report``.

@@ -32,6 +32,9 @@ PUSH_PATH = f"{API_PREFIX}/push"
 PULL_PATH = f"{API_PREFIX}/pull"
 SNAPSHOT_PATH = f"{API_PREFIX}/snapshot"  # + "/{stream}"
 RECONCILIATION_PATH = f"{API_PREFIX}/reconciliation"
+DEVICE_RECONCILIATION_PATH = f"{API_PREFIX}/reconciliation/device"
+"""End of day per till (``GET``, :class:`DeviceReconciliationResponse`). A new path, so a till
+that asks the old store-wide question at :data:`RECONCILIATION_PATH` keeps its old answer."""
 STATUS_PATH = f"{API_PREFIX}/status"
 SNAPSHOT_MEDIA_TYPE = "application/x-ndjson"
 
@@ -158,6 +161,13 @@ REJECT_REASONS: dict[str, str] = {
 }
 
 
+SUPERSEDED_OTHER_TILL = "other_till"
+"""The code of a ``superseded`` answer (``"other_till: accepted at till-1 ..."``) to an order
+step of a till when another till of the same store answered that assignment first: the order
+is that till's, the step changes nothing (its stock movements still count), and the till
+shows the order as handled at another till."""
+
+
 def reason_code(reason: str | None) -> str | None:
     """The code part of a reject reason ``"<code>: <words>"``."""
     if reason is None:
@@ -260,17 +270,40 @@ class Change(Message):
         return self
 
 
+Anchor = Annotated[str, Field(min_length=1, max_length=64)]
+"""Opaque text naming the change at a cursor's seq in HQ's change log (see :class:`StreamPage`).
+A cursor is a number AND the history it was taken on: after HQ is restored from a backup and
+writes again, the same number can name other changes."""
+
+RESET_REASONS: dict[str, str] = {
+    "cursor_expired": "the changes after this cursor were compacted away (retention)",
+    "cursor_ahead_of_hq": "the cursor is past HQ's last change: HQ was restored from a backup",
+    "history_changed": "the change at this cursor is not the one the till pulled: HQ was "
+    "restored from a backup and has written other changes under the same numbers since",
+}
+"""Why a stream was reset (:attr:`Reset.reason`). A till handles every reason the same way."""
+
+
 class PullRequest(Message):
-    """Cursors per stream (0 = from the beginning). Streams not named are not pulled."""
+    """Cursors per stream (0 = from the beginning). Streams not named are not pulled.
+
+    ``anchors``: for each stream, the :attr:`StreamPage.anchor` (or
+    :attr:`SnapshotHeader.anchor`) the till stored with its cursor. HQ checks that the change
+    at the cursor's seq is still that one and answers a ``history_changed`` reset when it is
+    not. A stream without an anchor (cursor 0, a till that never got one, an older till) is
+    served without the check. Added within protocol version 1: an HQ that does not know the
+    field ignores it, a till that does not know it sends none."""
 
     device_time: AwareDatetime
     cursors: dict[Stream, Cursor]
+    anchors: dict[Stream, Anchor] = {}
     limit: Annotated[StrictInt, Field(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT
 
 
 class Reset(Message):
-    """The cursor is older than HQ's retention for this stream: re-download the stream's
-    snapshot from ``snapshot_path`` and continue from the snapshot's cursor."""
+    """The till cannot continue this stream from its cursor (``reason``, one of
+    :data:`RESET_REASONS`): re-download the stream's snapshot from ``snapshot_path`` and
+    continue from the snapshot's cursor (and anchor)."""
 
     stream: Stream
     snapshot_path: str
@@ -284,6 +317,9 @@ class StreamPage(Message):
     changes: list[Change] = []
     cursor: Cursor
     """The cursor to store together with these changes (unchanged when there were none)."""
+    anchor: Anchor | None = None
+    """Store it beside ``cursor`` and send it back in :attr:`PullRequest.anchors`. None: the
+    cursor names no change (0, or a change written before HQ kept anchors)."""
     has_more: StrictBool = False
     reset: Reset | None = None
 
@@ -303,6 +339,8 @@ class SnapshotHeader(Message):
     stream: Stream
     cursor: Cursor
     """Continue pulling this stream from here once every row is loaded."""
+    anchor: Anchor | None = None
+    """The anchor of ``cursor`` (see :attr:`StreamPage.anchor`): stored with it."""
     protocol: StrictInt = PROTOCOL_VERSION
     after: str | None = None
     """The resume point this body starts after (None: the whole stream)."""
@@ -398,6 +436,54 @@ class ReconciliationResponse(Message):
     server_time: AwareDatetime
 
 
+class SkuMovement(Message):
+    sku: str
+    net: StrictInt
+    """Sum of the deltas of the calling device's stock movements HQ applied, over its whole
+    history (every event up to its ``last_applied_seq``)."""
+
+
+class StoreDevice(Message):
+    """A till of the store as HQ last heard from it (for information at end of day)."""
+
+    device_id: str
+    last_applied_seq: Cursor
+    last_push_at: AwareDatetime | None = None
+    """When HQ last received a push from it (its sales reach HQ only by push)."""
+    last_seen_at: AwareDatetime | None = None
+    pending_reported: Annotated[StrictInt, Field(ge=0)] | None = None
+    """Events its outbox still held at that push, as it reported them."""
+    quarantined: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+class DeviceReconciliationResponse(Message):
+    """HQ's side of the end-of-day comparison for the calling TILL (``device_id`` from its
+    token): its sales of ``business_day`` (as the till put the day in each sale) with payments
+    per method, and per SKU the net stock movement of its applied events (``movements``, in
+    SKU order, ``limit`` per page; ask for the next page with ``after=next_after`` until it is
+    None). For information only, the store-wide sales of the day and every till of the store
+    (``devices``, the caller included). Everything but ``movements`` is repeated on every page;
+    a single till compares only the ``device`` figures, which are what it alone produced."""
+
+    store_id: str
+    device_id: str
+    business_day: date
+    sales: SalesSummary
+    """This device's sales of the day."""
+    movements: list[SkuMovement]
+    next_after: str | None = None
+    last_applied_seq: Cursor
+    quarantined: Annotated[StrictInt, Field(ge=0)] = 0
+    """Events of this device HQ holds in quarantine."""
+    store_sales: SalesSummary
+    """Every till of the store, this one included."""
+    devices: list[StoreDevice]
+    server_time: AwareDatetime
+
+
+EodScope = Literal["store", "device"]
+
+
 class EodReport(Message):
     """What a store concluded at end of day, sent back to HQ (``POST /sync/v1/reconciliation``)
     so that ``hq report`` can show stock mismatches. ``differences`` lists up to
@@ -410,6 +496,9 @@ class EodReport(Message):
     sales_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
     stock_mismatches: Annotated[StrictInt, Field(ge=0)] = 0
     differences: Annotated[list[Annotated[str, Field(max_length=500)]], Field(max_length=200)] = []
+    scope: EodScope = "store"
+    """What was compared: ``store`` (an old till: the store's figures) or ``device`` (this
+    till's own sales and stock movements). Absent from an old till's report: ``store``."""
 
 
 MAX_EOD_DIFFERENCES = 200

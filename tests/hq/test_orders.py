@@ -4,12 +4,14 @@ SQLite and on PostgreSQL, through HQ's real HTTP API (in-process)."""
 from __future__ import annotations
 
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from hq import admin, checks, orders
 from hq.cli import cli
-from hq.db import Database
+from hq.db import Database, availability_blocks, quarantine
 from sync import protocol as p
 from tests.hq.order_support import BEIJING, chain, handover_payload, kinds, live, order_body
+from tests.hq.support import add_till
 
 
 async def test_intake_is_idempotent_by_platform_order_id(db: Database) -> None:
@@ -429,3 +431,133 @@ async def test_an_order_called_off_after_acceptance_is_cancelled_at_the_store(
         assert v["state"] == "cancelled" and live(v) == []
         assert (await c.rows("S1"))[oid]["assignment"] == "cancelled"
         assert orders.holds(db, "S1") == {} and orders.live_assignments(db, "S1") == {}
+
+
+def _risk(order_id: str, epoch: int, sku: str, shortfall: int) -> dict[str, object]:
+    return {
+        "order_id": order_id,
+        "epoch": epoch,
+        "sku": sku,
+        "shortfall": shortfall,
+        "sale_id": "8b0c3a4e-0000-4000-8000-000000000002",
+    }
+
+
+def _quarantined(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(quarantine)).scalar_one())
+
+
+def _blocked(db: Database, store_id: str) -> dict[str, str]:
+    with db.read() as conn:
+        return {
+            r.sku: r.reason
+            for r in conn.execute(
+                select(availability_blocks).where(availability_blocks.c.store_id == store_id)
+            )
+        }
+
+
+async def test_hold_at_risk_before_the_store_answered_takes_those_lines_like_a_rejection(
+    db: Database,
+) -> None:
+    """The store held the order from its arrival and a till sale ate part of it before anyone
+    answered: the store is not asked for the rest of that line; the line goes whole to a store
+    that has it, the SKU is blocked at the store, and the store keeps what it still has."""
+    async with chain(db) as c:
+        await c.stock("S1", [("A", 3), ("B", 3)])
+        await c.stock("S2", [("A", 5), ("B", 5)])
+        oid = (await c.order([("A", 2), ("B", 1)]))["order_id"]
+        assert live(c.view(oid)) == [("S1", 1, "assigned")]
+        res = await c.send("S1", p.ORDER_HOLD_AT_RISK, _risk(oid, 1, "A", 1))
+        assert res.status == "applied"
+        v = c.view(oid)
+        assert sorted(live(v)) == [("S1", 1, "assigned"), ("S2", 2, "assigned")]
+        risk = next(t for t in v["timeline"] if t["kind"] == "hold_at_risk")
+        assert risk["detail"]["resourced"] == 2 and risk["detail"]["unanswered"] is True
+        rows = await c.rows("S1")
+        assert [(ln["sku"], ln["qty"]) for ln in rows[oid]["lines"]] == [("B", 1)]
+        assert orders.holds(db, "S1") == {"B": 1}
+        assert [(ln["sku"], ln["qty"]) for ln in (await c.rows("S2"))[oid]["lines"]] == [("A", 2)]
+        assert _blocked(db, "S1") == {"A": "hold_at_risk"}
+        # the store may still accept what it was left with
+        res = await c.send("S1", p.ORDER_ACCEPTED, {"order_id": oid, "epoch": 1})
+        assert res.status == "applied"
+
+        # an order that was nothing but the eaten SKU: the store is out of it
+        only = (await c.order([("B", 2)]))["order_id"]
+        assert live(c.view(only)) == [("S1", 1, "assigned")]
+        res = await c.send("S1", p.ORDER_HOLD_AT_RISK, _risk(only, 1, "B", 1))
+        assert res.status == "applied"
+        v = c.view(only)
+        assert live(v) == [("S2", 2, "assigned")]
+        assert next(a for a in v["assignments"] if a["store_id"] == "S1")["state"] == "revoked"
+        assert (await c.rows("S1"))[only]["assignment"] == "revoked"
+        assert orders.holds(db, "S1") == {"B": 1}  # the first order's B only
+        assert _quarantined(db) == 0
+
+
+async def test_hold_at_risk_after_the_order_was_completed_is_superseded(db: Database) -> None:
+    async with chain(db) as c:
+        await c.stock("S1", [("A", 5)])
+        oid = (await c.order([("A", 1)], pickup="S1"))["order_id"]
+        await c.send("S1", p.ORDER_ACCEPTED, {"order_id": oid, "epoch": 1})
+        picked = {"line_id": "L1", "sku": "A", "qty_ordered": 1, "qty_picked": 1}
+        await c.send("S1", p.ORDER_PICKED, {"order_id": oid, "epoch": 1, "lines": [picked]})
+        res = await c.send("S1", p.ORDER_HANDED_OVER, handover_payload(oid, 1, [("A", 1)]))
+        assert res.status == "applied" and c.view(oid)["state"] == "completed"
+        res = await c.send("S1", p.ORDER_HOLD_AT_RISK, _risk(oid, 1, "A", 1))
+        assert res.status == "superseded" and "nothing is left to re-source" in (res.reason or "")
+        assert _quarantined(db) == 0
+        assert c.view(oid)["state"] == "completed" and live(c.view(oid)) == []
+
+
+async def test_a_second_till_of_the_store_is_superseded_not_quarantined(db: Database) -> None:
+    """Both tills of S1 receive the order and may answer it (offline, say): the first answer
+    HQ applies decides. The other till's steps are answered ``superseded`` with the till that
+    has the order; a handover it made is a fact: its stock moves and it completes the order
+    (or, after the other till's handover, opens a double-fulfilment incident)."""
+    async with chain(db) as c:
+        c.tills["S1/till-2"] = add_till(db, "S1", "till-2")
+        await c.stock("S1", [("A", 5), ("B", 5)])
+        oid = (await c.order([("A", 2)], pickup="S1"))["order_id"]
+        res = await c.send("S1", p.ORDER_ACCEPTED, {"order_id": oid, "epoch": 1})
+        assert res.status == "applied"
+        accepted = next(t for t in c.view(oid)["timeline"] if t["kind"] == "accepted")
+        assert accepted["detail"]["till"] == "till-1"
+
+        second = {"order_id": oid, "epoch": 1}
+        res = await c.send("S1/till-2", p.ORDER_ACCEPTED, second)
+        assert res.status == "superseded"
+        assert p.reason_code(res.reason) == p.SUPERSEDED_OTHER_TILL
+        assert "accepted at till-1" in (res.reason or "")
+        # a reject from the other till does not end the accepting till's work
+        res = await c.send("S1/till-2", p.ORDER_REJECTED, {**second, "reason": "out_of_stock"})
+        assert res.status == "superseded" and "accepted at till-1" in (res.reason or "")
+        risk = _risk(oid, 1, "A", 1)
+        res = await c.send("S1/till-2", p.ORDER_HOLD_AT_RISK, risk)
+        assert res.status == "superseded"  # that till's ledger never held the order
+        assert live(c.view(oid)) == [("S1", 1, "accepted")]
+        assert orders.holds(db, "S1") == {"A": 2}
+        assert _quarantined(db) == 0
+        # the same till answering twice is still a bad event
+        res = await c.send("S1", p.ORDER_ACCEPTED, second)
+        assert res.status == "rejected" and p.reason_code(res.reason) == "illegal_transition"
+        assert _quarantined(db) == 1
+
+        # till-2 had picked its own goods and the customer took them there: kept, completes
+        res = await c.send("S1/till-2", p.ORDER_HANDED_OVER, handover_payload(oid, 1, [("A", 2)]))
+        assert res.status == "superseded" and "is kept" in (res.reason or "")
+        assert checks.on_hand(db, "S1") == {"A": 3, "B": 5}
+        v = c.view(oid)
+        assert v["state"] == "completed" and live(v) == []
+        assert orders.holds(db, "S1") == {}
+        assert (await c.rows("S1"))[oid]["assignment"] == "completed"
+        assert orders.incidents(db) == []
+        # till-1, offline, handed the order over as well: the goods left twice
+        res = await c.send("S1", p.ORDER_HANDED_OVER, handover_payload(oid, 1, [("A", 2)]))
+        assert res.status == "superseded" and "handed over at till-2" in (res.reason or "")
+        assert checks.on_hand(db, "S1") == {"A": 1, "B": 5}
+        (incident,) = orders.incidents(db)
+        assert incident["kind"] == "double_fulfilment" and incident["order_id"] == oid
+        assert _quarantined(db) == 1

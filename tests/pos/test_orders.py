@@ -102,8 +102,8 @@ def test_a_new_order_is_counted_until_opened(store: Store, orders: OrderService)
     assert orders.new_count() == 1
     card = orders.card("ORD-1")
     assert [(ls.line.sku, ls.on_hand, ls.available) for ls in card.lines] == [
-        ("SKU-WATER", 10, 10),
-        ("SKU-COLA", 10, 10),
+        ("SKU-WATER", 10, 8),  # held from the moment it arrived
+        ("SKU-COLA", 10, 9),
     ]
     orders.mark_seen("ORD-1")
     assert orders.new_count() == 0 and orders.get("ORD-1").stage == "new"
@@ -440,44 +440,161 @@ def test_a_handover_done_offline_stands_when_hq_had_revoked(
     assert stock.on_hand(store, "SKU-WATER") == 8
 
 
-def test_another_till_accepted_holds_here_too(store: Store, orders: OrderService) -> None:
-    pull(store, order_row(assignment="accepted"))
-    assert orders.get("ORD-1").stage == "accepted"
+def test_an_order_holds_its_stock_from_the_moment_it_arrives(
+    store: Store, orders: OrderService, service: SaleService
+) -> None:
+    """HQ counts the order against the store from its assignment; so does the till, before
+    anyone answers: the sale screen sees less to sell."""
+    assert pull(store, order_row()) == "new"
+    assert {(h.sku, h.qty, h.state, h.epoch) for h in store_orders.holds_of(store)} == {
+        ("SKU-WATER", 2, "pending", 1),
+        ("SKU-COLA", 1, "pending", 1),
+    }
+    assert service.available("SKU-WATER") == 8
+    water = service.lookup(WATER)
+    assert water is not None and (water.on_hand, water.available) == (10, 8)
+    pull(store, order_row())  # the same row again (a snapshot) holds nothing more
     assert store_orders.held(store, "SKU-WATER") == 2
+    orders.accept("ORD-1")  # accepting keeps the same holds
+    assert [(h.line_id, h.qty, h.state) for h in store_orders.holds_of(store)] == [
+        ("L1", 2, "pending"),
+        ("L2", 1, "pending"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("how", "stage"),
+    [
+        ("reject", "rejected"),
+        ("timeout", "revoked"),  # HQ reassigned it after accept-by: the row says revoked
+        ("reassigned", "new"),  # ... or the store's row moved to a new epoch
+        ("cancel", "cancelled"),  # the platform called it off before anyone answered
+        ("deleted", "revoked"),
+    ],
+)
+def test_holds_of_a_new_order_go_when_it_is_rejected_reassigned_or_cancelled(
+    store: Store, orders: OrderService, service: SaleService, how: str, stage: str
+) -> None:
+    pull(store, order_row())
+    assert store_orders.held(store, "SKU-WATER") == 2
+    if how == "reject":
+        orders.reject("ORD-1", "out_of_stock")
+    elif how == "timeout":
+        pull(store, order_row(assignment="revoked"))
+    elif how == "reassigned":
+        pull(store, order_row(epoch=2, lines=[("L2", "SKU-COLA", 1)]))
+    elif how == "cancel":
+        pull(store, order_row(assignment="cancelled"))
+    else:
+        with store.transaction() as conn:
+            store_orders.apply_change(conn, "delete", "ORD-1", None, NOW)
+    assert orders.get("ORD-1").stage == stage
+    assert store_orders.held(store, "SKU-WATER") == 0
+    assert service.available("SKU-WATER") == 10
+    # only the new epoch's assignment is held (the cola line, given again under epoch 2)
+    assert store_orders.held(store, "SKU-COLA") == (1 if how == "reassigned" else 0)
+    assert store_orders.open_tasks(store) == []  # nothing was picked: nothing to put back
+
+
+def test_a_sale_eating_stock_held_for_a_new_order_warns_and_tells_hq(
+    store: Store, orders: OrderService, service: SaleService
+) -> None:
+    pull(store, order_row(lines=[("L1", "SKU-WATER", 4)]))
+    water = service.lookup(WATER)
+    assert water is not None and water.available == 6
+    receipt = service.complete(Cart().add(water, 8), [Payment.cash(1600)])  # 6 free, 2 held
+    assert [(c.order_id, c.sku, c.shortfall) for c in receipt.held_conflicts] == [
+        ("ORD-1", "SKU-WATER", 2)
+    ]
+    (risk,) = events(store, p.ORDER_HOLD_AT_RISK)
+    assert (risk["order_id"], risk["epoch"], risk["shortfall"]) == ("ORD-1", 1, 2)
+    assert store_orders.held(store, "SKU-WATER") == 2 == stock.on_hand(store, "SKU-WATER")
+    order = orders.get("ORD-1")
+    assert order.stage == "new" and [ln.qty for ln in order.lines] == [2]
+    orders.accept("ORD-1")  # still the store's to answer; it holds what is left
+    assert store_orders.held(store, "SKU-WATER") == 2
+
+
+def test_another_till_accepted_so_this_till_holds_nothing(
+    store: Store, orders: OrderService, service: SaleService
+) -> None:
+    """Each till has its own ledger: the order's pick and handover will be in the accepting
+    till's, so its holds are not counted against this till's stock."""
+    pull(store, order_row())
+    assert store_orders.held(store, "SKU-WATER") == 2
+    assert pull(store, order_row(assignment="accepted")) == "elsewhere"
+    order = orders.get("ORD-1")
+    assert (order.stage, orders.new_count()) == ("elsewhere", 0)
+    assert store_orders.held(store, "SKU-WATER") == 0 and service.available("SKU-WATER") == 10
+    with pytest.raises(OrderStateError, match="handled at another till"):
+        orders.accept("ORD-1")
+    water = service.lookup(WATER)
+    assert water is not None
+    receipt = service.complete(Cart().add(water, 10), [Payment.cash(2000)])
+    assert receipt.held_conflicts == () and events(store, p.ORDER_HOLD_AT_RISK) == []
     pull(store, order_row(assignment="completed"))
     assert orders.get("ORD-1").stage == "completed"
-    assert store_orders.held(store, "SKU-WATER") == 0
+    assert store_orders.open_tasks(store) == []
 
 
-def test_a_till_that_first_hears_of_an_order_in_a_cancel_request_holds_it_too(
+def test_a_till_that_first_hears_of_an_order_in_a_cancel_request_leaves_it_to_its_till(
     store: Store, orders: OrderService
 ) -> None:
     """The store's other till accepted and short-picked it, HQ then asked to cancel; this
     till pulls only now and gets HQ's current row (a snapshot after compaction, or both
-    changes in one page): the goods are still the store's to keep, and the question is
-    asked here as at every till of the store."""
+    changes in one page): the question is for the till that has the order."""
     row = order_row(assignment="cancel_requested", lines=[("L1", "SKU-WATER", 1)])
-    assert pull(store, row) == "cancel_requested"
-    assert orders.get("ORD-1").stage == "accepted"
-    assert store_orders.held(store, "SKU-WATER") == 1
-    assert [t.kind for t in store_orders.open_tasks(store)] == ["answer_cancel"]
-    pull(store, row)  # the same row again asks nothing new
-    assert [t.kind for t in store_orders.open_tasks(store)] == ["answer_cancel"]
-    pull(store, order_row(assignment="completed", lines=[("L1", "SKU-WATER", 1)]))
-    assert orders.get("ORD-1").stage == "completed"
+    assert pull(store, row) == "elsewhere"
+    assert orders.get("ORD-1").stage == "elsewhere"
     assert store_orders.held(store, "SKU-WATER") == 0
     assert store_orders.open_tasks(store) == []
+    pull(store, row)  # the same row again asks nothing
+    assert store_orders.open_tasks(store) == []
+    pull(store, order_row(assignment="cancelled", lines=[("L1", "SKU-WATER", 1)]))
+    assert orders.get("ORD-1").stage == "cancelled"
 
 
-def test_a_till_that_saw_the_order_new_and_then_a_cancel_request_holds_it(
+def test_a_till_that_answered_offline_and_lost_the_race_releases_its_holds(
+    store: Store, orders: OrderService
+) -> None:
+    """Both tills accepted offline; HQ applied the other one's first. This till pulled HQ's
+    "accepted" row before its own accept went out (it cannot tell whose it is), then HQ
+    answered its accept ``superseded``: another till has the order."""
+    pull(store, order_row())
+    orders.accept("ORD-1")
+    orders.pick_scan("ORD-1", WATER)
+    assert pull(store, order_row(assignment="accepted")) == "updated"  # maybe its own
+    assert orders.get("ORD-1").stage == "accepted"
+    (accepted,) = events(store, p.ORDER_ACCEPTED)
+    event_id = store.conn.execute(
+        "SELECT event_id FROM outbox WHERE seq = ?", (accepted["seq"],)
+    ).fetchone()[0]
+    with store.transaction() as conn:  # a stale-epoch answer is not about another till
+        stale = "superseded: epoch 1 of order ORD-1 at S1 is no longer current"
+        assert store_orders.hq_answered(conn, [(event_id, stale)], NOW) == 0
+    assert orders.get("ORD-1").stage == "accepted"
+    with store.transaction() as conn:
+        why = f"{p.SUPERSEDED_OTHER_TILL}: accepted at till-1 (order ORD-1, epoch 1)"
+        assert store_orders.hq_answered(conn, [(event_id, why)], NOW) == 1
+        assert store_orders.hq_answered(conn, [(event_id, why)], NOW) == 0  # answered again
+    assert orders.get("ORD-1").stage == "elsewhere"
+    assert store_orders.held(store, "SKU-WATER") == 0
+    (task,) = store_orders.open_tasks(store)  # the bottle it picked goes back
+    assert task.kind == "return_to_shelf" and task.detail["lines"][0]["qty"] == 1
+    orders.task_done(task.id)
+    assert events(store, p.ORDER_RETURNED_TO_SHELF) == []  # nothing HQ needs to hear
+
+
+def test_an_order_completed_by_another_till_sends_picked_goods_back(
     store: Store, orders: OrderService
 ) -> None:
     pull(store, order_row())
+    orders.accept("ORD-1")
+    orders.pick_scan("ORD-1", WATER)
+    assert pull(store, order_row(assignment="completed")) == "completed"
+    assert orders.get("ORD-1").stage == "completed"
     assert store_orders.held(store, "SKU-WATER") == 0
-    assert pull(store, order_row(assignment="cancel_requested")) == "cancel_requested"
-    assert orders.get("ORD-1").stage == "accepted"
-    assert store_orders.held(store, "SKU-WATER") == 2
-    assert store_orders.held(store, "SKU-COLA") == 1
+    assert [t.kind for t in store_orders.open_tasks(store)] == ["return_to_shelf"]
 
 
 def test_endless_aisle_request_is_queued_once(store: Store, orders: OrderService) -> None:
@@ -531,3 +648,13 @@ def test_finished_orders_do_not_move(stage: str, action: str) -> None:
 
 def test_every_stage_can_be_assigned_again() -> None:
     assert all(advance(s, "assigned") == "new" for s, _ in TRANSITIONS)
+
+
+@pytest.mark.parametrize(
+    "action", ["accept", "reject", "pick", "ready", "ship", "hand_over", "cancel_accept"]
+)
+def test_an_order_handled_at_another_till_takes_no_step_here(action: str) -> None:
+    with pytest.raises(OrderStateError, match="handled at another till"):
+        advance("elsewhere", action)
+    assert advance("new", "accepted_elsewhere") == "elsewhere"
+    assert advance("elsewhere", "completed_elsewhere") == "completed"

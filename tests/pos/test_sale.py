@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -281,3 +286,117 @@ def test_checkpoints_happen_off_the_sale_path_and_pause_for_bulk_loads(
 
     store.close()
     assert not checkpointer.is_alive()
+
+
+def test_the_checkpointer_waits_for_a_quiet_moment_and_needs_no_sync_engine(
+    store: Store, service: SaleService, tmp_path: Path
+) -> None:
+    """A checkpoint flushes the WAL's pages to the disk; a sale committed meanwhile waits behind
+    that flush, so the background checkpointer runs once the till has paused (and, while
+    sales never pause, at least every max_delay_s). Nothing here runs a sync engine."""
+    checkpointer = fresh_checkpointer(store, quiet_s=2.0, max_delay_s=60.0)
+    cart = three_item_cart(service)
+    for _ in range(6):  # a busy till: a sale every 0.1 s
+        service.complete(cart, [Payment.cash(cart.total)])
+        time.sleep(0.1)
+        assert checkpointer.checkpoints == 0
+    assert wait_for(lambda: checkpointer.checkpoints == 1)
+    time.sleep(0.3)
+    assert checkpointer.checkpoints == 1  # once: nothing new was committed since
+    # the sales are in the database file itself, not only in the WAL
+    shutil.copy(store.path, tmp_path / "copy.db")
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    try:
+        assert copy.execute("SELECT count(*) FROM sales").fetchone()[0] == 6
+    finally:
+        copy.close()
+
+    # commits that never pause still get checkpointed, every max_delay_s
+    checkpointer.quiet_s, checkpointer.max_delay_s = 60.0, 0.3
+    deadline = time.monotonic() + 10
+    while checkpointer.checkpoints < 3 and time.monotonic() < deadline:
+        service.complete(cart, [Payment.cash(cart.total)])
+        time.sleep(0.05)
+    assert checkpointer.checkpoints >= 3
+
+
+def test_the_checkpointer_sees_the_sync_workers_commits(store: Store, tmp_path: Path) -> None:
+    """The sync worker writes through its own connection (it never reports to the Store): the
+    checkpointer notices its commits by the WAL changing."""
+    from pos.store.sync_state import open_companion
+
+    checkpointer = fresh_checkpointer(store, quiet_s=0.2)
+    conn = open_companion(store.path)
+    try:
+        with conn:
+            conn.execute("INSERT INTO sync_cursor (stream, cursor) VALUES ('catalog', 7)")
+        assert wait_for(lambda: checkpointer.checkpoints == 1)
+    finally:
+        conn.close()
+
+
+def test_a_sale_waits_for_the_sync_workers_transaction_instead_of_polling(
+    store: Store, service: SaleService, tmp_path: Path
+) -> None:
+    """The till and the sync worker take one lock per store file in this process around their
+    write transactions: a sale that arrives while the worker marks a batch starts when that
+    transaction ends, instead of SQLite's busy handler sleeping 1, 2, 5, 10... ms between
+    tries. With SQLite's busy timeout off, only that lock can make the sale wait."""
+    from pos.store.sync_state import SqliteSyncState, open_companion
+
+    store.conn.execute("PRAGMA busy_timeout = 0")
+    inside, leave = threading.Event(), threading.Event()
+    modes: list[int] = []
+
+    def sync_worker() -> None:
+        conn = open_companion(store.path)
+        try:
+            state = SqliteSyncState(conn, tmp_path / "spool")
+            modes.append(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            with state._bookkeeping():
+                modes.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+                conn.execute("INSERT INTO sync_cursor (stream, cursor) VALUES ('orders', 3)")
+                inside.set()
+                leave.wait(10)
+            modes.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        finally:
+            conn.close()
+
+    worker = threading.Thread(target=sync_worker)
+    worker.start()
+    assert inside.wait(10)
+    threading.Timer(0.3, leave.set).start()
+    cart = three_item_cart(service)
+    started = time.monotonic()
+    receipt = service.complete(cart, [Payment.cash(cart.total)])
+    waited = time.monotonic() - started
+    worker.join(10)
+
+    assert receipt.sale_no == 1 and waited >= 0.2
+    # the worker's own automatic checkpoints start well before the till's fallback would make
+    # a sale pay for one; its bookkeeping commits at NORMAL, its connection is back at FULL after
+    assert modes == [5_000, 1, 2]
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # the till: FULL
+    assert store.conn.execute("SELECT cursor FROM sync_cursor").fetchall() == [(3,)]
+
+
+def fresh_checkpointer(store: Store, **timing: float) -> Any:
+    """The store's background checkpointer, started anew with short test timings."""
+    from pos.store.db import _Checkpointer
+
+    if store._checkpointer is not None:
+        store._checkpointer.stop()
+    checkpointer = _Checkpointer(store.path, tick_s=0.02, **timing)
+    store._checkpointer = checkpointer
+    checkpointer.start()
+    return checkpointer
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return bool(condition())

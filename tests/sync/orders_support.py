@@ -160,6 +160,24 @@ def store_till(hq: HQ, tmp_path: Path, store_id: str, where: tuple[float, float]
     )
 
 
+async def add_till(chain: Chain, tmp_path: Path, store_id: str, device_id: str) -> Shop:
+    """Another till of a store (its own file and ledger), synced once; named
+    ``"<store>/<device>"`` in ``chain.shops``."""
+    token = admin.add_device(chain.hq.db, store_id, device_id)
+    till = Till(
+        chain.hq,
+        tmp_path / f"{store_id}-{device_id}.db",
+        store_id,
+        device_id,
+        token,
+        Clock(lambda: chain.hq.clock.now),
+        FaultyTransport(chain.hq.transport()),
+    )
+    shop = chain.shops[f"{store_id}/{device_id}"] = Shop(till)
+    await shop.sync()
+    return shop
+
+
 async def make_chain(hq: HQ, tmp_path: Path) -> Chain:
     """S1 near the customers, S2 4.5 km away; both synced (catalogue loaded, seen by HQ)."""
     hq.seed(SKUS, price=500)

@@ -3,6 +3,8 @@ blocked, and every fault healed by the next round."""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -267,3 +269,40 @@ async def test_the_final_state_does_not_depend_on_the_tills_clock(tmp_path: Path
         )
         await till.aclose()
     assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+async def test_a_power_cut_that_undoes_syncs_own_commits_is_healed_by_the_next_round(
+    hq: HQ, tmp_path: Path
+) -> None:
+    """The engine commits its bookkeeping (HQ's answers, pulled pages with their cursors) with
+    synchronous=NORMAL: a power cut may undo what it wrote after the till's last commit (which
+    is FULL, and makes everything before it durable). Worst case, all of it: the file is back
+    as the last sale left it. The next round pushes those events again (HQ answers
+    "duplicate") and pulls the pages again; nothing is lost or doubled."""
+    till = await ready_till(hq, tmp_path)
+    receipts = [till.sell(("A1", 1)) for _ in range(3)]
+    durable = tmp_path / "as-the-last-sale-left-it.db"
+    copy = sqlite3.connect(durable)
+    try:
+        till.store.conn.backup(copy)
+    finally:
+        copy.close()
+    admin.set_price(hq.db, "A2", 777)
+    synced = await till.sync()
+    assert synced.ok and synced.acked == 3 and till.catalogue()["A2"][1] == 777
+
+    till.store.close()  # the power cut
+    for suffix in ("-wal", "-shm"):
+        Path(f"{till.path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(durable, till.path)
+    till.open()
+    assert till.pending() == 3 and till.catalogue()["A2"][1] == 500  # undone
+
+    healed = await till.sync()
+
+    assert healed.ok and healed.acked == 3 and healed.pulled >= 1
+    assert [s for _, _, s in hq.event_seqs("S1", "till-1")] == ["applied"] * 3
+    assert sorted(hq.sale_ids("S1")) == sorted(r.sale_id for r in receipts)
+    assert till.catalogue() == hq.catalogue()
+    assert_exactly_once(hq, till)
+    await till.aclose()

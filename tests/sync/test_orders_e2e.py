@@ -55,8 +55,11 @@ async def test_dispatch_picks_the_nearer_store_with_stock_and_it_shows_in_its_in
     assert [o.order_id for o in inbox.orders] == [first["order_id"]] and inbox.new == 1
     card = chain.s1.orders.card(first["order_id"])
     assert [(ls.line.sku, ls.line.qty, ls.on_hand, ls.available) for ls in card.lines] == [
-        ("A", 2, 5, 5)
+        ("A", 2, 5, 3)  # held from the moment it arrived, as HQ holds it
     ]
+    assert (
+        store_orders.held(chain.s1.till.store, "A") == 2 == hq_orders.holds(chain.hq.db, "S1")["A"]
+    )
     assert [o.order_id for o in chain.s2.orders.inbox().orders] == [second["order_id"]]
     # accepting holds the stock at the store as HQ holds it
     chain.s1.orders.accept(first["order_id"])

@@ -13,10 +13,17 @@ from typing import Any
 
 from textual.widgets import Input
 
+from pos.store import open_store, stock
 from pos.store import orders as store_orders
-from pos.store import stock
+from pos.store.catalog import CatalogItem, upsert_products
 from pos.ui.app import PosApp
-from pos.ui.orders_screen import FormModal, HandoverModal, OrdersScreen, PickScreen
+from pos.ui.orders_screen import (
+    FormModal,
+    HandoverModal,
+    OrdersScreen,
+    PickScreen,
+    order_service,
+)
 from pos.ui.receipt import ReceiptModal
 from pos.ui.sale import SaleScreen
 from sync import protocol as p
@@ -77,7 +84,8 @@ async def test_an_order_arrives_is_picked_by_scanning_and_handed_over_on_its_pic
         await wait_for(pilot, lambda: "ORD-7" in screen_text(app), "the order listed")
         shown = screen_text(app)
         assert "NEW" in shown and "10:00 left" in shown  # the countdown to accept-by
-        assert "on hand 10, available 10" in shown
+        assert "on hand 10, available 8" in shown  # held from the moment it arrived
+        assert store_orders.held(app.store, "SKU-COLA") == 2
 
         await pilot.press("a")
         await wait_for(pilot, lambda: "to pick" in screen_text(app), "accepted")
@@ -208,3 +216,65 @@ async def test_endless_aisle_order_from_the_sale_screen(
         assert "Delivery order requested" in screen_text(app)
         # the cart is still there for the rest of the sale
         assert app.sale_screen is not None and app.sale_screen.cart.count == 1
+
+
+async def test_a_bare_pickup_code_at_the_sale_screen_opens_the_handover_of_its_ready_order(
+    shop: Shop, make_app: Callable[..., PosApp]
+) -> None:
+    """The customer reads out (or shows) the 6-digit code: typed or scanned at the sale
+    screen it opens that order's handover when an order ready here has it; otherwise it is a
+    product code as before (here, an item whose SKU happens to be the same six digits)."""
+    with open_store(shop.db_path) as store:
+        upsert_products(store.db, [CatalogItem(CODE, "Gift card 482913", 5000, 0, ())])
+    app = make_app()
+    async with app.run_test(size=(140, 44), notifications=True) as pilot:
+        arrive(app, order_row("ORD-5", [("L1", "SKU-COLA", 1)]))
+        orders = order_service(app)
+        orders.accept("ORD-5")
+        # accepted, not ready yet: the code is still a product code
+        await type_code(pilot, CODE)
+        await wait_for(pilot, lambda: "Gift card" in screen_text(app), "the item added")
+        sale = app.sale_screen
+        assert sale is not None and [ln.sku for ln in sale.cart.lines] == [CODE]
+        assert not isinstance(app.screen, HandoverModal)
+
+        orders.pick_scan("ORD-5", shop.cola)
+        orders.confirm_pick("ORD-5")
+        orders.ready("ORD-5")
+        await type_code(pilot, CODE)
+        await wait_for(pilot, lambda: isinstance(app.screen, HandoverModal), "handover dialog")
+        await wait_for(pilot, lambda: "Give these" in screen_text(app), "the order found")
+        assert "ORD-5" in screen_text(app) and "Coca-Cola 330ml can x1" in screen_text(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SaleScreen), "handed over")
+        order = store_orders.get(app.store, "ORD-5")
+        assert order is not None and order.stage == "handed_over"
+        assert stock.on_hand(app.store, "SKU-COLA") == 9
+        assert [ln.sku for ln in sale.cart.lines] == [CODE]  # the sale in progress is kept
+        assert outbox_types(app)[-1] == "order.handed_over"
+
+        # a wedge scan of the same code now: no order is ready with it, so a product again
+        await wedge_burst(pilot, CODE)
+        await wait_for(pilot, lambda: sale.cart.count == 2, "the item counted again")
+        assert not isinstance(app.screen, HandoverModal)
+        # an unknown six digits is the usual unknown-code message
+        await type_code(pilot, "135790")
+        await wait_for(pilot, lambda: "135790 is not in the catalogue" in screen_text(app), "?")
+
+
+async def test_an_order_another_till_accepted_shows_as_handled_there(
+    shop: Shop, make_app: Callable[..., PosApp]
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 44), notifications=True) as pilot:
+        arrive(app, order_row("ORD-6", [("L1", "SKU-CHIPS", 3)]))
+        assert app.service.available("SKU-CHIPS") == 7  # held while nobody has answered
+        arrive(app, order_row("ORD-6", [("L1", "SKU-CHIPS", 3)], assignment="accepted"))
+        await wait_for(pilot, lambda: "F6 orders" not in status_line(app), "no badge")
+        assert app.service.available("SKU-CHIPS") == 10  # the other till holds it, not this one
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: "ORD-6" in screen_text(app), "listed")
+        assert "handled at another till" in screen_text(app)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: "Not done" in screen_text(app), "refused")
+        assert outbox_types(app) == []
