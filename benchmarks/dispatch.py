@@ -14,7 +14,15 @@ After a vacuum, statistics and a checkpoint (a running HQ is not minutes after a
 and 200 warm-up orders, ``--orders`` delivery orders are taken one after another through the service call HQ's
 intake runs (``hq.orders.submit``: intake + dispatch + assignment + orders-stream row, one
 transaction): 1-4 lines, 70 % popular SKUs, 25 % the middle, 5 % the long tail, to a customer
-near a city centre. Holds build up as orders are assigned, as in real life.
+near a city centre. Holds build up as orders are assigned, as in real life. What is timed is
+what a platform waits for once its request is parsed: from the call until the order is
+assigned and committed (the intake body is built before the clock starts; the client is
+this process and does nothing else meanwhile, so it takes no CPU from HQ's work). HTTP
+framing and the JSON answer are not in it: the SSE part below goes through ``hq serve``.
+
+Then ``--platforms`` processes (separate connections and CPU, as separate platforms would be)
+submit ``--concurrent-orders`` orders between them at once, each timing its own submits:
+throughput and latency when orders for different stores overlap.
 
 Last, unless ``--no-sse``: ``hq serve`` (one process) on that database, ``--sse-stores`` tills
 with ``GET /sync/v1/events`` open, and one order at a time placed at each till's door through
@@ -22,10 +30,12 @@ with ``GET /sync/v1/events`` open, and one order at a time placed at each till's
 the pull that brings the order.
 
     benchmarks/dispatch.py [--stores 10000] [--skus 200000] [--orders N]
+                           [--platforms 4] [--concurrent-orders 1000]
                            [--backend postgresql|sqlite] [--dsn DSN] [--quick] [--json]
 
 Figures: stores, skus, stock_rows, orders, dispatch_p50_ms, dispatch_p99_ms, orders_per_s,
-split, backordered, seed_s; sse_wakeup_p50_ms / sse_pull_p50_ms / sse_pull_max_ms.
+split, backordered, seed_s; concurrent_platforms / concurrent_orders_per_s /
+concurrent_p50_ms / concurrent_p99_ms; sse_wakeup_p50_ms / sse_pull_p50_ms / sse_pull_max_ms.
 """
 
 from __future__ import annotations
@@ -269,6 +279,51 @@ def run_dispatch(db: Database, n_orders: int, n_skus: int, rng: random.Random) -
     }
 
 
+def _platform(job: tuple[str, int, int, int, float]) -> tuple[list[float], float]:
+    """One platform in its own process (its own connections, its own CPU): submits its orders
+    one after another from ``start`` (a wall-clock time shared by all), timing each."""
+    target, seed_, n_orders, n_skus, start = job
+    rng = random.Random(seed_)
+    weights = [w for _, _, w in CITIES]
+    db = Database(target)
+    try:
+        reqs = []
+        for n in range(n_orders):
+            lat, lon, _ = rng.choices(CITIES, weights)[0]
+            at = (lat + rng.gauss(0, 0.08), lon + rng.gauss(0, 0.1))
+            reqs.append(intake(rng, n_skus, f"{seed_}-{n}", at))  # type: ignore[arg-type]
+        orders.submit(db, "bench", intake(rng, n_skus, f"{seed_}-warm", CITIES[0][:2]))  # type: ignore[arg-type]
+        time.sleep(max(0.0, start - time.time()))
+        times: list[float] = []
+        for req in reqs:
+            t = time.perf_counter()
+            orders.submit(db, "bench", req)
+            times.append((time.perf_counter() - t) * 1000)
+        return times, time.time()
+    finally:
+        db.dispose()
+
+
+def run_concurrent(target: str, platforms: int, n_orders: int, n_skus: int) -> dict[str, Any]:
+    """``platforms`` processes submitting at once: throughput and latency under contention."""
+    import multiprocessing
+
+    per = max(1, n_orders // platforms)
+    start = time.time() + 5.0  # every process is up, connected and warm by then
+    jobs = [(target, 1000 + i, per, n_skus, start) for i in range(platforms)]
+    with multiprocessing.get_context("spawn").Pool(platforms) as pool:
+        results = pool.map(_platform, jobs)
+    times = sorted(t for ts, _ in results for t in ts)
+    wall = max(end for _, end in results) - start
+    return {
+        "concurrent_platforms": platforms,
+        "concurrent_orders": len(times),
+        "concurrent_orders_per_s": round(len(times) / wall, 1),
+        "concurrent_p50_ms": round(statistics.median(times), 2),
+        "concurrent_p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -335,11 +390,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--sse-stores", type=int, default=10)
     ap.add_argument("--no-sse", action="store_true")
+    ap.add_argument(
+        "--platforms",
+        type=int,
+        default=4,
+        help="then this many platforms (processes) submit at once (0: skip)",
+    )
+    ap.add_argument("--concurrent-orders", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="300 stores x 5,000 SKUs, 200 orders")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.stores, args.skus, args.orders, args.sse_stores = 300, 5000, 200, 3
+        args.concurrent_orders = 100
     rng = random.Random(args.seed)
     db, target, cleanup = prepare(args.backend, args.dsn)
     try:
@@ -357,6 +420,8 @@ def main() -> None:
             "seed_s": round(seed_s, 1),
         }
         result.update(run_dispatch(db, args.orders, args.skus, rng))
+        if args.platforms > 0:
+            result.update(run_concurrent(target, args.platforms, args.concurrent_orders, args.skus))
         if not args.no_sse:
             key = orders.add_platform(db, "sse")
             port = free_port()

@@ -16,6 +16,23 @@ Every change of one transaction carries ``tx`` = the first seq of that transacti
 so pages can end on transaction boundaries. Compaction deletes whole old transactions and moves
 ``compacted_through``; a cursor below it gets a reset to the stream's snapshot.
 
+**Partitioned streams** (``orders``): every change belongs to one store (``changes.store_id``)
+and a store reads only its own, so commit order only has to hold within a store's partition.
+On PostgreSQL a writer that knows which stores it writes takes the stream row ``FOR SHARE`` and
+then each of those stores' rows in ``stream_partitions`` (created on demand), in sorted order,
+with one statement; its numbers come from the sequence ``change_numbers``, drawn after those
+locks. A later writer of the same store waits for the partition lock, so it draws larger
+numbers and commits later: within a partition numbers still follow commits, while writers of
+different stores run side by side. A partition's head is the last number its rows were written
+with (``order_feed.seq``, written with each change). A writer that cannot name
+its stores up front (a store's order events, the tick, compaction) takes the stream row ``FOR
+UPDATE`` as before, which waits for every partition writer and keeps new ones out; it also
+moves the stream row's head to the sequence's last number, a watermark every change below which
+is committed. A store's head is then max(stream head, its partition's head): its pages and
+snapshot stop there, and an idle store's cursor still moves with the watermark (compaction does
+not reset it). SQLite has one writer at a time, so there every writer simply numbers from the
+stream row.
+
 Why anchors: a cursor is a number, and after HQ is restored from a backup (its log ending at H)
 and writes again, the numbers H+1, H+2, ... name other changes than the ones a till pulled
 before the restore. A till whose cursor C was past H would then ask for changes after C and
@@ -27,20 +44,22 @@ back, and :func:`pull_page` answers a ``history_changed`` reset when the change 
 no longer the one the anchor names. A cursor that is exactly ``compacted_through`` is checked
 against ``stream_heads.compacted_uid``, which compaction keeps for it. This needs no step from
 an operator after a restore: the backup holds the ids of the changes it has, and every change
-written after the restore has a new one."""
+written after the restore has a new one. (On PostgreSQL an idle store's orders cursor may be
+the watermark, a number no change carries: its anchor is None and that cursor is not checked.)"""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 
-from hq.db import Database, changes, stream_heads, sync_log, utcnow
+from hq.db import Database, changes, order_feed, stream_heads, stream_partitions, sync_log, utcnow
 from sync.protocol import SNAPSHOT_PATH, STREAMS, Change, Reset, StreamPage
 
 
@@ -49,12 +68,21 @@ def row_json(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
 
 
+PARTITIONED = frozenset({"orders"})
+"""Streams whose changes each belong to one store (see the module docstring)."""
+
+_WATERMARK = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_numbers)"
+_SMALL = 64  # rows below which a plain INSERT (one round trip) beats COPY
+
+
 @dataclass
 class ChangeWriter:
     """Collects the changes of one write transaction; :meth:`flush` numbers and stores them.
 
-    Call :meth:`lock` for every stream the transaction will touch BEFORE changing data rows, so
-    that writers always take locks in the same order (stream lock first) and cannot deadlock."""
+    Call :meth:`lock` (or :meth:`share` and then :meth:`lock_partitions`) for every stream the
+    transaction will touch BEFORE changing data rows, so that writers always take locks in the
+    same order (stream rows in sorted order, then partitions in sorted order) and cannot
+    deadlock."""
 
     db: Database
     conn: Connection
@@ -63,6 +91,8 @@ class ChangeWriter:
     """``tx_uid`` of the changes this writer stores (the anchor of cursors, see above)."""
     _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _heads: dict[str, int] = field(default_factory=dict)
+    _shared: dict[str, set[str]] = field(default_factory=dict)
+    _reserved: dict[str, list[int]] = field(default_factory=dict)
 
     def lock(self, *streams: str) -> None:
         for stream in sorted(streams):  # one global order of stream locks
@@ -70,11 +100,62 @@ class ChangeWriter:
                 continue
             if stream not in STREAMS:
                 raise ValueError(f"unknown stream {stream!r}")
+            if stream in self._shared:
+                raise RuntimeError(f"stream {stream!r} is held shared: no upgrade (deadlock)")
             stmt = self.db.lock_rows(
                 select(stream_heads.c.head).where(stream_heads.c.stream == stream)
             )
             self._heads[stream] = int(self.conn.execute(stmt).scalar_one())
             self._pending[stream] = []
+
+    def share(self, stream: str) -> None:
+        """Lock a partitioned stream for writing only the partitions named later with
+        :meth:`lock_partitions` (on SQLite, where writers never overlap: the whole stream)."""
+        if stream not in PARTITIONED:
+            raise ValueError(f"stream {stream!r} is not partitioned")
+        if stream in self._heads or stream in self._shared:
+            return
+        if self.db.is_sqlite:
+            self.lock(stream)
+            return
+        self.conn.execute(
+            select(stream_heads.c.head)
+            .where(stream_heads.c.stream == stream)
+            .with_for_update(read=True)
+        )
+        self._shared[stream] = set()
+        self._pending[stream] = []
+
+    def lock_partitions(self, stream: str, partitions: Iterable[str]) -> None:
+        """Lock these partitions of a stream held with :meth:`share` (creating their head
+        rows), in sorted order, in one statement. Partitions asked for in a later call must
+        sort after those already held, or two writers could wait for each other."""
+        if stream in self._heads:
+            return  # the whole stream is held
+        held = self._shared.get(stream)
+        if held is None:
+            raise RuntimeError(f"share stream {stream!r} before locking its partitions")
+        new = sorted(set(partitions) - held)
+        if not new:
+            return
+        if held and new[0] < max(held):
+            raise RuntimeError("partitions must be locked in sorted order: ask for all at once")
+        ins = postgresql.insert(stream_partitions).values(
+            [{"stream": stream, "partition": part} for part in new]
+        )
+        # a no-op update: it locks the existing row (rows are visited in the order given)
+        self.conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["stream", "partition"],
+                set_={"partition": ins.excluded.partition},
+            )
+        )
+        held.update(new)
+
+    def reserve(self, stream: str, seqs: Iterable[int]) -> None:
+        """Numbers the caller drew from ``change_numbers`` after :meth:`lock_partitions` (in a
+        statement it had to run anyway); :meth:`flush` uses them before drawing more."""
+        self._reserved.setdefault(stream, []).extend(seqs)
 
     def head(self, stream: str) -> int:
         """The stream's head as locked (changes collected since are numbered after it)."""
@@ -82,36 +163,53 @@ class ChangeWriter:
 
     def upsert(
         self, stream: str, key: str, row: dict[str, Any], store_id: str | None = None
-    ) -> None:
-        self._add(stream, "upsert", key, row_json(row), store_id)
+    ) -> dict[str, Any]:
+        """Collect an upsert; the returned item gets its ``seq`` at :meth:`flush`."""
+        return self._add(stream, "upsert", key, row_json(row), store_id)
 
-    def delete(self, stream: str, key: str, store_id: str | None = None) -> None:
-        self._add(stream, "delete", key, None, store_id)
+    def delete(self, stream: str, key: str, store_id: str | None = None) -> dict[str, Any]:
+        return self._add(stream, "delete", key, None, store_id)
 
-    def _add(self, stream: str, op: str, key: str, row: str | None, store_id: str | None) -> None:
-        if stream not in self._heads:
+    def _add(
+        self, stream: str, op: str, key: str, row: str | None, store_id: str | None
+    ) -> dict[str, Any]:
+        if stream not in self._pending:
             raise RuntimeError(f"lock stream {stream!r} before changing it")
-        self._pending[stream].append({"op": op, "key": key, "row": row, "store_id": store_id})
+        if stream in PARTITIONED and store_id is None:
+            raise ValueError(f"every change of stream {stream!r} belongs to one store")
+        held = self._shared.get(stream)
+        if held is not None and store_id not in held:
+            raise RuntimeError(f"lock partition {store_id!r} of {stream!r} before changing it")
+        item = {"op": op, "key": key, "row": row, "store_id": store_id}
+        self._pending[stream].append(item)
+        return item
 
     def flush(self) -> dict[str, int]:
-        """Number and insert the collected changes; returns the new head per stream."""
+        """Number and insert the collected changes; returns the new head per stream held
+        whole (not for partitioned streams on PostgreSQL, whose head is the watermark)."""
         for stream, items in self._pending.items():
+            numbered = stream in PARTITIONED and not self.db.is_sqlite
+            if numbered:
+                self._flush_numbered(stream, items)
+                continue
             if not items:
                 continue
             head = self._heads[stream]
             tx = head + 1
-            rows = [
-                {
-                    "stream": stream,
-                    "seq": head + i,
-                    "tx": tx,
-                    "committed_at": self.now,
-                    "tx_uid": self.uid,
-                    **item,
-                }
-                for i, item in enumerate(items, start=1)
-            ]
-            self.db.bulk_insert(self.conn, changes, rows)
+            rows = []
+            for i, item in enumerate(items, start=1):
+                item["seq"] = head + i
+                rows.append(
+                    {
+                        "stream": stream,
+                        "seq": head + i,
+                        "tx": tx,
+                        "committed_at": self.now,
+                        "tx_uid": self.uid,
+                        **item,
+                    }
+                )
+            self._insert(rows)
             head += len(items)
             self.conn.execute(
                 update(stream_heads).where(stream_heads.c.stream == stream).values(head=head)
@@ -120,13 +218,90 @@ class ChangeWriter:
             items.clear()
         return dict(self._heads)
 
+    def draw(self) -> None:
+        """Draw the numbers :meth:`flush` will need (PostgreSQL, partitioned streams), so that
+        flush itself reads no result (it may run in a pipeline, see Database.batched)."""
+        if self.db.is_sqlite:
+            return
+        for stream, items in self._pending.items():
+            have = self._reserved.setdefault(stream, [])
+            if stream in PARTITIONED and len(have) < len(items):
+                have += self.conn.execute(
+                    text("SELECT nextval('change_numbers') FROM generate_series(1, :n)"),
+                    {"n": len(items) - len(have)},
+                ).scalars()
+
+    def _flush_numbered(self, stream: str, items: list[dict[str, Any]]) -> None:
+        if items:
+            self.draw()
+            seqs = sorted(self._reserved.pop(stream))[: len(items)]
+            rows = []
+            for seq, item in zip(seqs, items, strict=True):
+                item["seq"] = seq
+                rows.append(
+                    {
+                        "stream": stream,
+                        "seq": seq,
+                        "tx": seqs[0],
+                        "committed_at": self.now,
+                        "tx_uid": self.uid,
+                        **item,
+                    }
+                )
+            self._insert(rows)
+            items.clear()
+        if stream in self._heads:
+            # held whole: no partition writer is between its number and its commit, so every
+            # number handed out so far is committed or gone: the watermark moves to the last
+            # (no result read: this may run in a pipeline, see Database.batched)
+            self.conn.execute(
+                text(
+                    f"UPDATE stream_heads SET head = GREATEST(head, {_WATERMARK}) WHERE stream = :s"
+                ),
+                {"s": stream},
+            )
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        if len(rows) < _SMALL:
+            self.conn.execute(changes.insert(), rows)
+        else:
+            self.db.bulk_insert(self.conn, changes, rows)
+
+
+def advance(db: Database) -> None:
+    """Move the watermark of the partitioned streams (``hq serve``'s tick does, so that the
+    cursor of a store without new changes keeps up and compaction does not reset it)."""
+    if db.is_sqlite:
+        return
+    with db.write() as conn:
+        writer = ChangeWriter(db, conn)
+        writer.lock(*PARTITIONED)
+        writer.flush()
+
 
 def heads(conn: Connection) -> dict[str, tuple[int, int]]:
-    """stream -> (head, compacted_through)."""
+    """stream -> (head, compacted_through); on PostgreSQL a partitioned stream's head is its
+    watermark (a store's own head: :func:`stream_head`)."""
     return {
         r.stream: (int(r.head), int(r.compacted_through))
         for r in conn.execute(select(stream_heads))
     }
+
+
+def stream_head(conn: Connection, stream: str, store_id: str) -> tuple[int, int]:
+    """(head, compacted_through) of a stream as one store reads it: for a partitioned stream,
+    the stream's watermark or the head of the store's partition, whichever is higher."""
+    part = (
+        select(func.max(order_feed.c.seq)).where(order_feed.c.store_id == store_id)
+        if stream == "orders"
+        else select(literal(None))
+    ).scalar_subquery()
+    head, horizon, own = conn.execute(
+        select(stream_heads.c.head, stream_heads.c.compacted_through, part).where(
+            stream_heads.c.stream == stream
+        )
+    ).one()
+    return max(int(head), int(own or 0)), int(horizon)
 
 
 def anchor_text(uid: int | None) -> str | None:
@@ -181,7 +356,7 @@ def pull_page(
 
     ``anchor`` is what the store keeps beside ``cursor``. None (cursor 0, a till that never
     got one, an older till) skips the history check: such a till is served as before."""
-    head, horizon = heads(conn)[stream]
+    head, horizon = stream_head(conn, stream, store_id)
     if cursor < horizon:  # those changes are gone
         return _reset(stream, cursor, "cursor_expired", horizon)
     if cursor > head:
@@ -250,6 +425,7 @@ def compact(db: Database, *, older_than: timedelta, now: datetime | None = None)
     with db.write() as conn:
         writer = ChangeWriter(db, conn)
         writer.lock(*STREAMS)  # no writer may commit into the range being compacted
+        writer.flush()  # the watermark first: idle stores' cursors are not behind the horizon
         for stream in STREAMS:
             through = conn.execute(
                 select(func.max(changes.c.seq)).where(

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from hq.changelog import heads, snapshot_blocks
+from hq.changelog import snapshot_blocks, stream_head
 from hq.db import Database, devices, events, sales, stock_ledger, stock_on_hand
 
 
@@ -107,7 +107,7 @@ def rebuild_on_hand(db: Database) -> None:
 def stream_state(db: Database, stream: str, store_id: str) -> tuple[int, dict[str, Any]]:
     """(head cursor, key -> row) of a stream as a store should hold it once up to date."""
     with db.read(snapshot=True) as conn:
-        head = heads(conn)[stream][0]
+        head = stream_head(conn, stream, store_id)[0]
         state: dict[str, Any] = {}
         for _count, block in snapshot_blocks(db, conn, stream, store_id, None):
             for line in block.splitlines():

@@ -45,6 +45,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import Sequence as NumberSequence
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 
@@ -191,6 +192,17 @@ stream_heads = Table(
     # there can still be checked against the history it was taken on (hq.changelog)
     Column("compacted_uid", BigInteger),
 )
+
+stream_partitions = Table(  # a partitioned stream's lock per partition (orders: per store)
+    "stream_partitions",
+    metadata,
+    Column("stream", String(32), nullable=False),
+    Column("partition", String(64), nullable=False),
+    PrimaryKeyConstraint("stream", "partition"),
+)
+
+change_numbers = NumberSequence("change_numbers", metadata=metadata)
+"""Where a partitioned stream's change numbers come from on PostgreSQL (see hq.changelog)."""
 
 changes = Table(
     "changes",
@@ -578,6 +590,19 @@ class Database:
             ]
             if missing:
                 conn.execute(stream_heads.insert(), missing)
+            if not self.is_sqlite:
+                # never behind a number already used (a fresh sequence, or one restored with
+                # an older dump than the tables)
+                conn.execute(
+                    text(
+                        "SELECT setval('change_numbers', h) FROM (SELECT GREATEST("
+                        "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                        " FROM change_numbers),"
+                        " (SELECT head FROM stream_heads WHERE stream = 'orders'),"
+                        " (SELECT max(seq) FROM changes WHERE stream = 'orders')) AS h) AS t"
+                        " WHERE h > 0"
+                    )
+                )
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -636,6 +661,17 @@ class Database:
             return
         set_ = {c: (table.c[c] + ins.excluded[c]) if c in add else ins.excluded[c] for c in cols}
         conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=set_), list(rows))
+
+    @contextmanager
+    def batched(self, conn: Connection) -> Iterator[None]:
+        """Statements run inside go to PostgreSQL together (pipeline mode: one round trip
+        for those whose results are not read); errors come as SQLAlchemy's, as elsewhere."""
+        if self.is_sqlite:
+            yield
+            return
+        raw: Any = conn.connection.dbapi_connection
+        with _driver_errors("pipeline"), raw.pipeline():
+            yield
 
     def bulk_insert(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """Insert many rows in the caller's transaction: COPY on PostgreSQL (one round trip,
@@ -814,6 +850,7 @@ __all__ = [
     "assignments",
     "availability_blocks",
     "barcodes",
+    "change_numbers",
     "changes",
     "config",
     "database_url",
@@ -843,6 +880,7 @@ __all__ = [
     "stock_on_hand",
     "stores",
     "stream_heads",
+    "stream_partitions",
     "sync_log",
     "text",
     "utcnow",

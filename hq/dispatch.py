@@ -18,7 +18,9 @@ typical order costs two statements:
 
 Each candidate query is ONE statement that also brings, per candidate store, the order's SKUs
 on hand (primary key of the projection), HQ's holds and the blocks. The nearest store with
-everything wins.
+everything wins. Candidates are measured nearest first in two batches: ``first_candidates``,
+and only when none of them has everything, the rest up to ``max_candidates`` (most orders are
+served by one of the nearest few, and every candidate costs a few index probes per SKU).
 
 When no single store can serve the order and splitting is on, the order is split greedily
 (the store covering most of what is left first, nearer on ties) over at most
@@ -55,6 +57,7 @@ class OrderSettings:
     split: bool = True
     max_split_stores: int = 3
     max_candidates: int = 60
+    first_candidates: int = 12
     holder_limit: int = 500
     radii_km: tuple[float, ...] = (25.0, 200.0)
     wide_radii_km: tuple[float, ...] = (1000.0, 20000.0)
@@ -79,7 +82,13 @@ class OrderSettings:
             try:
                 if name.endswith("_minutes") and name.removesuffix("_minutes") in names:
                     changes[name.removesuffix("_minutes")] = timedelta(minutes=float(value))
-                elif name in ("safety_stock", "max_split_stores", "max_candidates", "holder_limit"):
+                elif name in (
+                    "safety_stock",
+                    "max_split_stores",
+                    "max_candidates",
+                    "first_candidates",
+                    "holder_limit",
+                ):
                     changes[name] = int(value)
                 elif name == "split":
                     changes[name] = value in (True, "true", "yes", "on", 1, "1")
@@ -157,7 +166,7 @@ def plan(
         ]
         if held:
             ids = (union(*held) if settings.split else intersect(*held)).subquery("holders")
-            _measure(conn, s, None, near, holders=ids)
+            _in_batches(conn, s, None, near, None, ids)
         return _decide(s, needs)
     for radius in (*settings.radii_km, *settings.wide_radii_km):
         box = bounding_box(near[0], near[1], radius)
@@ -165,10 +174,32 @@ def plan(
             stores.c.lat.between(box.min_lat, box.max_lat),
             stores.c.lon.between(box.min_lon, box.max_lon),
         )
-        _measure(conn, s, inside, near, radius)
+        _in_batches(conn, s, inside, near, radius, None)
         if _nearest_full(s) is not None or len(s.distance) >= settings.max_candidates:
             break
     return _decide(s, needs)
+
+
+def _in_batches(
+    conn: Connection,
+    s: _Search,
+    where: Any,
+    near: tuple[float, float],
+    radius_km: float | None,
+    holders: Any,
+) -> None:
+    """Measure the nearest ``first_candidates``; the next ones (up to ``max_candidates`` in
+    all) only if none of those has everything and there may be more (a full batch, none of it
+    beyond the ring)."""
+    budget = s.settings.max_candidates - len(s.distance)
+    first = min(s.settings.first_candidates, budget)
+    if first <= 0:
+        return
+    before = len(s.distance)
+    returned = _measure(conn, s, where, near, radius_km, holders=holders, limit=first)
+    kept = len(s.distance) - before
+    if _nearest_full(s) is None and returned == first == kept and budget > first:
+        _measure(conn, s, where, near, radius_km, holders=holders, limit=budget - first)
 
 
 # --- candidates -------------------------------------------------------------------------------
@@ -236,12 +267,14 @@ def _measure(
     radius_km: float | None = None,
     *,
     holders: Any = None,
-) -> None:
+    limit: int | None = None,
+) -> int:
     """One statement: the stores matching ``where`` (nearest ``max_candidates`` first, by a
     flat approximation that the bounding box keeps honest), each with whether it synced
     recently, what it has available of each of the order's SKUs (on hand - HQ's holds) and
     its blocks. Every per-store figure is a lookup by primary key (a scalar subquery per
-    SKU), so the plan cannot turn into a scan of a popular SKU across all stores."""
+    SKU), so the plan cannot turn into a scan of a popular SKU across all stores. Returns how
+    many stores the statement brought (``limit``: at most; default ``max_candidates``)."""
     src: Any = stores
     if holders is not None:
         # the few stores holding a rare SKU, their coordinates by primary key (a correlated
@@ -266,7 +299,7 @@ def _measure(
         k = math.cos(math.radians(near[0])) ** 2
         dlat, dlon = src.c.lat - near[0], src.c.lon - near[1]
         cand = cand.where(src.c.lat.is_not(None)).order_by(dlat * dlat + dlon * dlon * k)
-    c = cand.limit(s.settings.max_candidates).cte("cand")
+    c = cand.limit(s.settings.max_candidates if limit is None else limit).cte("cand")
     soh, held, blocks = stock_on_hand, order_holds, availability_blocks
     cutoff = s.now - s.settings.stale_after
     skus = sorted(s.want)
@@ -303,7 +336,8 @@ def _measure(
             .exists()
             .label(f"b{i}")
         )
-    for r in conn.execute(select(*cols)):
+    rows = conn.execute(select(*cols)).all()
+    for r in rows:
         d = None if near is None else haversine_km(near[0], near[1], r.lat, r.lon)
         if radius_km is not None and d is not None and d > radius_km:
             continue  # a corner of the box, beyond the ring: a wider ring takes it
@@ -315,6 +349,7 @@ def _measure(
                 if free is not None and not r[6 + 2 * i]:
                     have[sku] = int(free) - s.settings.safety_stock
         s.avail[r.store_id] = have
+    return len(rows)
 
 
 def _aware(value: datetime | str) -> datetime:

@@ -14,9 +14,14 @@ agreed or forced cancel) ends or shrinks its assignment and then re-sources what
 outstanding with a new epoch (:func:`_resource`): one rule for every kind of reassignment.
 
 Each change of what a store should hold is a row of the ``orders`` stream for that store
-only (``changes.store_id``), written in the same transaction; every transaction that changes
-orders first locks that stream (see :mod:`hq.changelog`), which also serialises order
-writers chain-wide: no two of them decide about the same stock at once.
+only (``changes.store_id``), written in the same transaction. A transaction that changes
+existing orders (store events, the tick, HQ's reassignments) first locks that whole stream
+(see :mod:`hq.changelog`), which serialises it against every other order writer. A new
+platform order (:func:`submit`) takes it only shared: it plans on what it reads, then locks the
+partitions of the stores the plan chose (sorted, one statement) and checks that what it
+counted on is still free at them, since another new order may have been held there meanwhile
+(if not, it starts again; its last try takes the stream whole). So new orders for different
+stores are dispatched side by side and no two of them hold the same stock.
 
 Store events (``order.*``) are applied inside the push transaction (:class:`PushContext`,
 called from :mod:`hq.ingest`): the current epoch follows :data:`TRANSITIONS` (anything else
@@ -42,10 +47,11 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from hq import notify
-from hq.changelog import ChangeWriter, row_json
+from hq.changelog import ChangeWriter, advance, row_json
 from hq.db import (
     Database,
     assignment_lines,
@@ -64,7 +70,7 @@ from hq.db import (
     stores,
     utcnow,
 )
-from hq.dispatch import CommonSkus, Need, OrderSettings, Plan, plan
+from hq.dispatch import CommonSkus, Need, OrderSettings, Part, Plan, plan
 from hq.errors import HQError, Invalid, NotFound, Unauthorized
 from sync import protocol as p
 
@@ -205,11 +211,33 @@ def submit(
 ) -> tuple[str, bool]:
     """Take an order and dispatch it, in one transaction. Idempotent by (platform,
     platform_order_id): the same body again returns the same order (created False); another
-    body under that id is a :class:`Conflict`. Returns (order_id, created)."""
+    body under that id is a :class:`Conflict`. Returns (order_id, created).
+
+    The orders stream is held shared (see the module docstring); a try that lost the stock
+    it planned on to a concurrent order, or the race for the same platform order id, starts
+    again, and the last try holds the stream whole."""
     now = now or utcnow()
-    with transaction(db, now, settings) as tx:
-        order_id, created = _intake(tx, platform, intake, origin_store=None)
-    return order_id, created
+    for attempt in range(_SUBMIT_TRIES):
+        last = attempt == _SUBMIT_TRIES - 1
+        try:
+            with transaction(db, now, settings, shared=not last) as tx:
+                order_id, created = _intake(tx, platform, intake, origin_store=None)
+            return order_id, created
+        except Raced:
+            continue
+        except IntegrityError:
+            # the same platform order committed by a concurrent submit (the next try finds
+            # it), or an order id drawn twice (the next try draws another)
+            if last:
+                raise
+    raise AssertionError("unreachable: the last try holds the stream whole")
+
+
+_SUBMIT_TRIES = 4
+
+
+class Raced(Exception):
+    """A concurrent new order was held at a store this plan chose: plan again."""
 
 
 def _intake(
@@ -297,7 +325,10 @@ def _intake(
         }
         for n, line in enumerate(intake.lines, start=1)
     ]
-    conn.execute(order_lines.insert(), rows)
+    if tx.shared:  # nothing reads them back before the commit: written at flush
+        tx.lines.extend(rows)
+    else:
+        conn.execute(order_lines.insert(), rows)
     tx.names[order_id] = {r["line_id"]: r["name"] for r in rows}
     tx.fresh[order_id] = [Need(r["line_id"], r["sku"], r["qty"]) for r in rows]
     tx.note(
@@ -343,30 +374,75 @@ def announce(db: Database, store_ids: set[str]) -> None:
 
 
 class Tx:
-    """One write transaction over orders: the stream lock, timeline, holds, stream rows."""
+    """One write transaction over orders: the stream lock, timeline, holds, stream rows.
+    ``shared``: a new order's dispatch (see the module docstring and :meth:`claim`)."""
 
     def __init__(
-        self, db: Database, conn: Connection, now: datetime, settings: OrderSettings | None
+        self,
+        db: Database,
+        conn: Connection,
+        now: datetime,
+        settings: OrderSettings | None,
+        *,
+        shared: bool = False,
     ) -> None:
         self.db = db
         self.conn = conn
         self.now = now
+        self.shared = shared
         self.writer = ChangeWriter(db, conn, now=now)
         self.touched: set[str] = set()
         self._base_settings = settings
         self._settings: OrderSettings | None = None
-        self._head: int | None = None
+        self._locked = False
+        self._feed: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._orders: dict[str, Any] = {}
         self.names: dict[str, dict[str, str]] = {}  # order -> line -> product name
         self.fresh: dict[str, list[Need]] = {}  # orders made in this transaction: their lines
         self.pending: dict[str, dict[str, Any]] = {}  # their rows, inserted at flush
+        self.lines: list[dict[str, Any]] = []  # their lines, inserted at flush (shared)
         self._notes: list[dict[str, Any]] = []
 
     def lock(self) -> None:
         """Take the orders stream lock (first, before any order row is read for writing)."""
-        if self._head is None:
-            self.writer.lock("orders")
-            self._head = self.writer.head("orders")
+        if not self._locked:
+            if self.shared:
+                self.writer.share("orders")
+            else:
+                self.writer.lock("orders")
+            self._locked = True
+
+    def claim(self, parts: Iterable[Part]) -> None:
+        """Shared: lock the partitions of the stores a plan chose and check that the plan's
+        quantities are still free there (:class:`Raced` if another order took them since the
+        plan read them). Held whole (or on SQLite, one writer at a time): nothing to do."""
+        parts = list(parts)
+        if not self.shared or self.db.is_sqlite or not parts:
+            return
+        self.writer.lock_partitions("orders", {part.store_id for part in parts})
+        want: dict[tuple[str, str], int] = defaultdict(int)
+        for part in parts:
+            for n in part.lines:
+                want[(part.store_id, n.sku)] += n.qty
+        keys = sorted(want)
+        # also draws the numbers of the rows this order will write (one per store), now
+        # that the partitions are locked
+        rows = self.conn.execute(
+            text(
+                "WITH n AS MATERIALIZED (SELECT array_agg(nextval('change_numbers')) AS seqs "
+                "FROM generate_series(1, :n)) "
+                "SELECT k.store_id, k.sku, s.on_hand, h.held, n.seqs "
+                "FROM n, unnest(CAST(:stores AS text[]), CAST(:skus AS text[])) AS k(store_id, sku) "
+                "LEFT JOIN stock_on_hand s ON s.store_id = k.store_id AND s.sku = k.sku "
+                "LEFT JOIN order_holds h ON h.store_id = k.store_id AND h.sku = k.sku"
+            ),
+            {"n": len(parts), "stores": [k[0] for k in keys], "skus": [k[1] for k in keys]},
+        ).all()
+        self.writer.reserve("orders", rows[0].seqs)
+        safety = self.settings.safety_stock
+        for r in rows:
+            if int(r.on_hand or 0) - int(r.held or 0) - safety < want[(r.store_id, r.sku)]:
+                raise Raced(r.store_id)
 
     @property
     def settings(self) -> OrderSettings:
@@ -440,11 +516,16 @@ class Tx:
                 .order_by(assignment_lines.c.line_id)
             )
         ]
-        before = self.conn.execute(
-            select(order_feed.c.row).where(
-                order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
-            )
-        ).scalar()
+        written = self._feed.get((a.store_id, a.order_id))
+        before = (
+            written[0]
+            if written is not None
+            else self.conn.execute(
+                select(order_feed.c.row).where(
+                    order_feed.c.store_id == a.store_id, order_feed.c.order_id == a.order_id
+                )
+            ).scalar()
+        )
         self._write_row(a, lines, before)
 
     def _write_row(self, a: Any, lines: list[p.OrderRowLine], before: str | None) -> None:
@@ -467,28 +548,44 @@ class Tx:
         text = row_json(row)
         if before == text:
             return
-        assert self._head is not None
-        self.writer.upsert("orders", a.order_id, row, store_id=a.store_id)
-        self._head += 1
-        self.db.upsert(
-            self.conn,
-            order_feed,
-            [{"store_id": a.store_id, "order_id": a.order_id, "row": text, "seq": self._head}],
-            ["store_id", "order_id"],
-        )
+        item = self.writer.upsert("orders", a.order_id, row, store_id=a.store_id)
+        # the store's current row, written at flush with the number the change gets there
+        self._feed[(a.store_id, a.order_id)] = (text, item)
         self.touched.add(a.store_id)
 
     def flush(self) -> None:
         """Write what was gathered (new orders, timeline entries, stream changes); call once,
-        just before the commit."""
-        if self.pending:
-            self.conn.execute(orders.insert(), list(self.pending.values()))
-            self.pending.clear()
+        just before the commit. The writes read no result, so on PostgreSQL they go in two
+        round trips: the new orders and their lines, then (after the notifications, which
+        read them) the timeline, the stream changes and the stores' rows."""
+        with self.db.batched(self.conn):
+            if self.pending:
+                self.conn.execute(orders.insert(), list(self.pending.values()))
+                self.pending.clear()
+            if self.lines:
+                self.conn.execute(order_lines.insert(), self.lines)
+                self.lines = []
         notify.on_flush(self)  # platform cancels settled, and what the customers should hear
-        if self._notes:  # in one statement, in the order they happened
-            self.conn.execute(order_timeline.insert(), self._notes)
+        self.writer.draw()
+        with self.db.batched(self.conn):
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._notes:  # in one statement, in the order they happened (ids not read back)
+            self.conn.execute(order_timeline.insert().inline(), self._notes)
             self._notes = []
         self.writer.flush()
+        if self._feed:
+            self.db.upsert(
+                self.conn,
+                order_feed,
+                [
+                    {"store_id": store_id, "order_id": order_id, "row": row, "seq": item["seq"]}
+                    for (store_id, order_id), (row, item) in sorted(self._feed.items())
+                ],
+                ["store_id", "order_id"],
+            )
+            self._feed.clear()
 
 
 _common: dict[int, CommonSkus] = {}  # per database: SKUs held chain-wide (see CommonSkus)
@@ -516,11 +613,13 @@ def _settings_of(db: Database, conn: Connection, base: OrderSettings | None) -> 
 
 
 @contextmanager
-def transaction(db: Database, now: datetime, settings: OrderSettings | None = None) -> Iterator[Tx]:
-    """A write transaction over orders (stream lock taken first); stores are woken after the
-    commit."""
+def transaction(
+    db: Database, now: datetime, settings: OrderSettings | None = None, *, shared: bool = False
+) -> Iterator[Tx]:
+    """A write transaction over orders (stream lock taken first; ``shared``: see :class:`Tx`);
+    stores are woken after the commit."""
     with db.write() as conn:
-        tx = Tx(db, conn, now, settings)
+        tx = Tx(db, conn, now, settings, shared=shared)
         tx.lock()
         yield tx
         tx.flush()
@@ -622,6 +721,7 @@ def _resource(tx: Tx, order_id: str, *, why: str = "dispatch") -> Plan | None:
         common=_common.setdefault(id(tx.db), CommonSkus()),
     )
     epoch = int(o.epoch)
+    tx.claim(result.parts)
     if result.parts:
         epoch += 1
         for part in result.parts:
@@ -659,13 +759,17 @@ def _assign(
     why: str,
 ) -> int:
     lines = list(lines)
-    before = tx.conn.execute(
-        select(assignments).where(
-            assignments.c.order_id == order_id,
-            assignments.c.store_id == store_id,
-            assignments.c.state == "assigned",
-        )
-    ).first()
+    before = (
+        None
+        if order_id in tx.pending  # made in this transaction: no assignment yet
+        else tx.conn.execute(
+            select(assignments).where(
+                assignments.c.order_id == order_id,
+                assignments.c.store_id == store_id,
+                assignments.c.state == "assigned",
+            )
+        ).first()
+    )
     if before is not None:
         # the store has a part of this order it has not accepted yet: one row per order and
         # store, so the new epoch carries both parts and the old part ends ("merged")
@@ -701,24 +805,25 @@ def _assign(
             .returning(assignments.c.id)
         ).scalar_one()
     )
-    tx.conn.execute(
-        assignment_lines.insert(),
-        [
-            {
-                "assignment_id": aid,
-                "line_id": n.line_id,
-                "sku": n.sku,
-                "qty": n.qty,
-                "picked": None,
-                "fulfilled": 0,
-            }
-            for n in lines
-        ],
-    )
     held: dict[str, int] = defaultdict(int)
     for n in lines:
         held[n.sku] += n.qty
-    tx.hold(store_id, held)
+    with tx.db.batched(tx.conn):  # one round trip: no result read
+        tx.conn.execute(
+            assignment_lines.insert(),
+            [
+                {
+                    "assignment_id": aid,
+                    "line_id": n.line_id,
+                    "sku": n.sku,
+                    "qty": n.qty,
+                    "picked": None,
+                    "fulfilled": 0,
+                }
+                for n in lines
+            ],
+        )
+        tx.hold(store_id, held)
     tx.note(
         order_id,
         "assigned" if why == "dispatch" else "reassigned",
@@ -1469,6 +1574,7 @@ def tick(
     if late or asked or waiting:
         with db.write() as conn:  # blocks that ran out say nothing any more
             conn.execute(delete(availability_blocks).where(availability_blocks.c.until <= now))
+    advance(db)  # idle stores' cursors keep up with new orders' numbers
     return TickReport(expired, forced, retried)
 
 

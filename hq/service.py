@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from hq.changelog import anchor_at, heads, pull_page, snapshot_blocks
+from hq.changelog import anchor_at, pull_page, snapshot_blocks, stream_head
 from hq.db import (
     Database,
     devices,
@@ -107,7 +107,7 @@ def snapshot(
     cm = db.read(snapshot=True)
     conn = cm.__enter__()
     try:
-        cursor = heads(conn)[stream][0]
+        cursor = stream_head(conn, stream, dev.store_id)[0]
         anchor = anchor_at(conn, stream, cursor)
     except BaseException:
         cm.__exit__(None, None, None)
@@ -145,12 +145,12 @@ def status(db: Database, dev: DeviceAuth, *, now: datetime | None = None) -> Dev
         last = conn.execute(
             select(devices.c.last_applied_seq).where(devices.c.id == dev.pk)
         ).scalar_one()
-        h = heads(conn)
+        h = {s: stream_head(conn, s, dev.store_id)[0] for s in STREAMS}
     return DeviceStatus(
         store_id=dev.store_id,
         device_id=dev.device_id,
         last_applied_seq=int(last),
-        heads={s: h[s][0] for s in STREAMS},  # type: ignore[misc]
+        heads=h,  # type: ignore[arg-type]
         server_time=now or utcnow(),
     )
 
