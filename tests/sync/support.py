@@ -3,6 +3,7 @@ joined by a fault-injecting network, plus the checks the sync tests share."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -90,6 +91,9 @@ class HQ:
 
     def restore(self, backup: Path) -> None:
         """HQ's disk is lost; the backup is put back and HQ restarted on it."""
+        # a snapshot stream a cut connection abandoned still holds its read transaction until
+        # it is collected: collect it now, while its database is open (a server closes it)
+        gc.collect()
         self.db.dispose()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)

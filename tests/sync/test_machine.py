@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -350,6 +351,7 @@ class SyncMachine(RuleBasedStateMachine):
         finally:
             for till in self.tills:
                 self.run(till.aclose())
+            gc.collect()  # abandoned snapshot streams end while HQ's database is open
             self.hq.db.dispose()
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
