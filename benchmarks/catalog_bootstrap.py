@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from hqserver import start_hq, stop_hq  # noqa: E402  (beside this script)
 
 from hq import admin  # noqa: E402
 from hq.db import Database  # noqa: E402
-from hq.gtin import check_digit  # noqa: E402
 from sync import protocol as p  # noqa: E402
+from sync.protocol.catalog_file import check_digit  # noqa: E402
 
 DEFAULT_DSN = os.environ.get("POS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -235,35 +234,8 @@ def main() -> None:
     db, target, cleanup = build_hq(args)
     hq_load = time.perf_counter() - t0
     token = admin.add_store(db, "BOOT", name="Bootstrap", device_id="till-1") or ""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from hq.cli import main; main()",
-            "--dsn" if "://" in target else "--db",
-            target,
-            "serve",
-            "--quiet",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_hq(target)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         if not args.hq_only:
             result = store_bootstrap(url, token, args, hq_load)
             if not args.json:
@@ -291,8 +263,7 @@ def main() -> None:
                 print(f"{k:>12}: {v}")
         print(json.dumps(result))
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_hq(server)
         db.dispose()
         cleanup()  # type: ignore[operator]
 

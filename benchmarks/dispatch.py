@@ -45,9 +45,7 @@ import asyncio
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from hqserver import start_hq, stop_hq  # noqa: E402  (beside this script)
 from sqlalchemy import text  # noqa: E402
 
 from hq import orders  # noqa: E402
@@ -324,12 +323,6 @@ def run_concurrent(target: str, platforms: int, n_orders: int, n_skus: int) -> d
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def sse_latency(
     url: str, key: str, places: list[tuple[str, float, float]], n_stores: int
 ) -> dict[str, Any]:
@@ -424,39 +417,11 @@ def main() -> None:
             result.update(run_concurrent(target, args.platforms, args.concurrent_orders, args.skus))
         if not args.no_sse:
             key = orders.add_platform(db, "sse")
-            port = free_port()
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from hq.cli import main; main()",
-                    "--dsn" if "://" in target else "--db",
-                    target,
-                    "serve",
-                    "--quiet",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            url = f"http://127.0.0.1:{port}"
+            server, url = start_hq(target)
             try:
-                for _ in range(300):
-                    try:
-                        if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.1)
-                else:
-                    raise SystemExit("HQ did not start (run `hq serve` by hand to see why)")
                 result.update(asyncio.run(sse_latency(url, key, seeded["places"], args.sse_stores)))
             finally:
-                server.terminate()
-                server.wait(timeout=30)
+                stop_hq(server)
         if args.json:
             print(json.dumps(result))
         else:

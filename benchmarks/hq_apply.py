@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from hqserver import start_hq, stop_hq  # noqa: E402  (beside this script)
 from sqlalchemy import func, select  # noqa: E402
 
 from hq import admin  # noqa: E402
@@ -164,12 +163,6 @@ def pg_backends(db: Database, app_name: str | None) -> list[int]:
         return [int(r[0]) for r in rows]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def prepare(args: argparse.Namespace) -> tuple[Database, list[str], str, Any]:
     """A fresh HQ database with the catalogue and the stores; returns (db, tokens, target, cleanup)."""
     if args.backend == "sqlite":
@@ -288,38 +281,8 @@ def main() -> None:
         args.workers = 2 if args.backend == "postgresql" else 1
 
     db, tokens, target, cleanup = prepare(args)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from hq.cli import main; main()",
-            "--dsn" if "://" in target else "--db",
-            target,
-            "serve",
-            "--quiet",
-            "--workers",
-            str(args.workers),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_hq(target, workers=args.workers)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("HQ did not start (run `hq serve` by hand to see why)")
-
         bodies: list[list[bytes]] = []
         total_events = 0
         for i in range(args.stores):
@@ -387,11 +350,7 @@ def main() -> None:
                 print(f"{k:>16}: {v}")
         print(json.dumps(result))
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_hq(server)
         db.dispose()
         cleanup()
 

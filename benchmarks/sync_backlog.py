@@ -26,9 +26,7 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,16 +38,16 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+from hqserver import start_hq, stop_hq  # noqa: E402  (beside this script)
 from sqlalchemy import func, select  # noqa: E402
 
 from hq import admin  # noqa: E402
 from hq.db import Database, events, sales  # noqa: E402
-from hq.gtin import check_digit  # noqa: E402
 from pos.domain.cart import Cart, Payment, Tender  # noqa: E402
 from pos.services.sale import SaleService  # noqa: E402
 from pos.services.sync import HQSettings, SyncWorker, make_engine, save_hq_settings  # noqa: E402
 from pos.store import open_store, outbox  # noqa: E402
+from sync.protocol.catalog_file import check_digit  # noqa: E402
 
 DEFAULT_DSN = os.environ.get("POS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SKUS = 2000
@@ -88,35 +86,6 @@ def hq_database(args: argparse.Namespace, work: Path) -> tuple[str, object]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
     return f"{args.dsn}{sep}options={quote(f'-csearch_path={schema}')}", drop
-
-
-def serve(target: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from hq.cli import main; main()",
-            "--dsn" if "://" in target else "--db",
-            target,
-            *("serve", "--quiet", "--host", "127.0.0.1", "--port", str(port)),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("HQ did not start")
 
 
 def ring_up(service: SaleService, products: list, rng: random.Random) -> tuple[str, int]:  # type: ignore[type-arg]
@@ -186,7 +155,7 @@ def main() -> None:
             ],
         )
         token = admin.add_store(db, "BACKLOG", name="Backlog", device_id="till-1") or ""
-        server, url = serve(target)
+        server, url = start_hq(target)
 
         db_path = work / "store.db"
         store = open_store(db_path)
@@ -293,8 +262,7 @@ def main() -> None:
         print(json.dumps(result))
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(10)
+            stop_hq(server)
         db.dispose()
         drop()  # type: ignore[operator]
         shutil.rmtree(work, ignore_errors=True)

@@ -32,8 +32,8 @@ from hq.db import (
     utcnow,
 )
 from hq.errors import AdminError
-from hq.gtin import barcode_key
 from sync.protocol import CLOCK_SKEW_LIMIT_S, CatalogRow, PriceRow
+from sync.protocol.catalog_file import lookup_key as barcode_key
 
 TOKEN_PREFIX = "hqt_"
 

@@ -151,7 +151,7 @@ products = Table(
 barcodes = Table(
     "barcodes",
     metadata,
-    Column("code", Key, primary_key=True),  # the key (see hq.gtin.barcode_key)
+    Column("code", Key, primary_key=True),  # the key (see sync.protocol.catalog_file.lookup_key)
     Column("sku", Key, nullable=False),
     Column("raw", Key, nullable=False),  # as given, as sent to the stores
     Index("ix_barcodes_sku", "sku"),

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from hq.catalog_file import CatalogFileError, read_catalog
-from hq.gtin import barcode_key
 from pos.domain.gtin import lookup_key
 from pos.services.catalog_import import import_catalog
 from pos.store import open_store
+from sync.protocol.catalog_file import lookup_key as barcode_key
 
 NOW = datetime(2026, 3, 14, 1, 30, tzinfo=UTC)
 
