@@ -52,23 +52,25 @@ class DeviceIdentity:
         return ZoneInfo(self.timezone)
 
 
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def write_lock(path: Path | str) -> threading.Lock:
+def write_lock(path: Path | str) -> threading.RLock:
     """The lock every write transaction on this store file takes in this process, the till's
     and the sync worker's alike (one `pos` per file, so this covers every writer).
 
     SQLite would serialise them anyway, but a connection that finds the file locked polls:
     its busy handler sleeps 1, 2, 5, 10... ms between tries, so a sale that arrives while the
     sync worker marks a batch (a few ms) could sleep up to twice that long. Waiting on this
-    lock instead, the sale starts the moment the other transaction ends."""
+    lock instead, the sale starts the moment the other transaction ends. Re-entrant: a write
+    on a second connection inside one thread's transaction then fails with SQLite's busy
+    timeout instead of hanging the till."""
     key = os.path.realpath(path)
     with _WRITE_LOCKS_GUARD:
         lock = _WRITE_LOCKS.get(key)
         if lock is None:
-            lock = _WRITE_LOCKS[key] = threading.Lock()
+            lock = _WRITE_LOCKS[key] = threading.RLock()
         return lock
 
 

@@ -193,7 +193,7 @@ class SqliteSyncState:
         file = self.conn.execute("PRAGMA database_list").fetchone()[2]
         # the till's connection takes the same lock: a sale waits for a transaction of ours
         # exactly as long as it lasts (see pos.store.db.write_lock)
-        self._write_lock = write_lock(file) if file else threading.Lock()
+        self._write_lock = write_lock(file) if file else threading.RLock()
         self._wal_path = f"{file}-wal" if file else None
         ensure_schema(self.conn)
         self.conn.create_function("pos_lookup_key", 1, lookup_key, deterministic=True)
